@@ -117,3 +117,21 @@ def test_model_shapes_and_parameter_budget():
     assert m.velocity(x, torch.rand(2), f, mu).shape == x.shape
     with pytest.raises(ValueError, match="multiples of 8"):
         m.quantize(torch.zeros(1, 3, 60, 64))
+
+
+def test_training_and_decoding_create_no_tensor_off_the_models_device():
+    """On the 'meta' device any tensor made on the CPU inside these paths raises, as it would on a GPU (none here)."""
+    from vlic.codec.sampling import sample
+    from vlic.training.pretrain import PerceptualLoss, PretrainConfig, resolve_device, training_loss
+
+    cfg = CodecConfig(fsq_levels=(5, 3), downsample=16, flow_widths=(16, 16), tile=32, encoder_width=16,
+                      cond_channels=8)
+    model = DiffusionCodec(cfg).to("meta")
+    x = torch.empty(2, 3, 32, 32, device="meta")
+    loss, parts = training_loss(model, x, PretrainConfig(perceptual="none"), PerceptualLoss("none"),
+                                torch.Generator().manual_seed(0))
+    assert loss.device.type == "meta" and all(v.device.type == "meta" for v in parts.values())
+    features, mean = model.condition(model.quantize(torch.empty(1, 3, 48, 80, device="meta"))[0])
+    out = sample(model, features, mean, steps=2, seed=0, tile=32, overlap=8)   # tiled MultiDiffusion path
+    assert out.shape == (1, 3, 48, 80) and out.device.type == "meta"
+    assert resolve_device("auto").type in ("cpu", "cuda") and resolve_device("cpu") == torch.device("cpu")

@@ -26,7 +26,7 @@ def ms_ssim_torch(x: torch.Tensor, y: torch.Tensor, kernel: int = 11) -> torch.T
     import piq
 
     n = _scales(min(x.shape[-2:]), kernel)
-    w = torch.tensor(_WEIGHTS[:n], dtype=x.dtype)
+    w = torch.tensor(_WEIGHTS[:n], dtype=x.dtype, device=x.device)
     return piq.multi_scale_ssim(x, y, data_range=1.0, kernel_size=kernel, scale_weights=w / w.sum(), reduction="none")
 
 

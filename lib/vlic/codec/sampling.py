@@ -22,8 +22,9 @@ def timesteps(steps: int, shift: float = 1.0) -> torch.Tensor:
 
 
 def noise_like(mean: torch.Tensor, seed: int) -> torch.Tensor:
+    """Seeded noise shaped like ``mean``, drawn on the CPU (the same numbers on any device) and moved to its device."""
     g = torch.Generator().manual_seed(int(seed))
-    return torch.randn(mean.shape, generator=g, dtype=mean.dtype)
+    return torch.randn(mean.shape, generator=g, dtype=mean.dtype).to(mean.device)
 
 
 @torch.no_grad()
@@ -37,7 +38,7 @@ def sample(model, features: torch.Tensor, mean: torch.Tensor, steps: int = 4, se
     ts = timesteps(steps, shift)
 
     def velocity(xt, t, feats, mu):
-        tt = torch.full((xt.shape[0],), float(t))
+        tt = torch.full((xt.shape[0],), float(t), device=xt.device)
         v = model.velocity(xt, tt, feats, mu)
         if cfg_scale != 1.0:
             v0 = model.velocity(xt, tt, torch.zeros_like(feats), torch.zeros_like(mu))

@@ -25,11 +25,11 @@ def tile_starts(size: int, tile: int, overlap: int, align: int = 1) -> list[int]
     return starts
 
 
-def _ramp(n: int, overlap: int, dtype) -> torch.Tensor:
+def _ramp(n: int, overlap: int, dtype, device=None) -> torch.Tensor:
     """1 in the interior, rising linearly over ``overlap`` pixels at each end (never 0)."""
-    i = torch.arange(n, dtype=dtype)
+    i = torch.arange(n, dtype=dtype, device=device)
     edge = torch.minimum(i + 1, n - i)
-    return torch.clamp(edge / (overlap + 1), max=1.0) if overlap > 0 else torch.ones(n, dtype=dtype)
+    return torch.clamp(edge / (overlap + 1), max=1.0) if overlap > 0 else torch.ones(n, dtype=dtype, device=device)
 
 
 def tiled(fn: Callable[..., torch.Tensor], x: torch.Tensor, cond: list[torch.Tensor], tile: int | None, overlap: int,
@@ -41,9 +41,10 @@ def tiled(fn: Callable[..., torch.Tensor], x: torch.Tensor, cond: list[torch.Ten
         return fn(x, *cond)
     th, tw = min(tile, H), min(tile, W)
     boxes = [(y, xx) for y in tile_starts(H, th, overlap, align) for xx in tile_starts(W, tw, overlap, align)]
-    weight = (_ramp(th, overlap, x.dtype)[:, None] * _ramp(tw, overlap, x.dtype)[None, :]) if overlap else None
+    weight = (_ramp(th, overlap, x.dtype, x.device)[:, None] * _ramp(tw, overlap, x.dtype, x.device)[None, :]
+              if overlap else None)
     out = torch.zeros_like(x)
-    norm = torch.zeros(1, 1, H, W, dtype=x.dtype)
+    norm = torch.zeros(1, 1, H, W, dtype=x.dtype, device=x.device)
     for k in range(0, len(boxes), batch):
         chunk = boxes[k : k + batch]
         xs = torch.cat([x[:, :, y : y + th, xx : xx + tw] for y, xx in chunk])

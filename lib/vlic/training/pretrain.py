@@ -15,6 +15,9 @@ Progress goes to a tqdm bar and to curve rows (CSV for DVC plots). Every ``check
 (weights, EMA, optimizer, RNG, curves) is saved to ``resume_path`` (its folder gets a ``.gitignore`` of ``*``: scratch,
 not versioned); rerunning with the same configuration continues from there; a different configuration starts over
 (and says so).
+
+Device: ``device="auto"`` trains on the GPU when torch sees one, else on the CPU. Random numbers are always drawn
+from a CPU generator and then moved, so a run's data order and noise do not depend on the device.
 """
 
 from __future__ import annotations
@@ -56,6 +59,14 @@ class PretrainConfig:
     threads: int = 0  # torch threads per training process (0 = leave torch's default)
     checkpoint_every: int = 100
     log_every: int = 10
+    device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1", …
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` → the first CUDA device if torch sees one, else the CPU; anything else as torch spells it."""
+    if name in ("", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 @dataclass
@@ -91,13 +102,13 @@ def random_crops(images: list[torch.Tensor], size: int, n: int, gen: torch.Gener
 
 
 class PerceptualLoss:
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, device: torch.device | str = "cpu"):
         self.kind = kind
         self._lpips = None
         if kind == "lpips":
             import lpips  # paper profile: needs the VGG weights available locally
 
-            self._lpips = lpips.LPIPS(net="vgg", verbose=False).eval().requires_grad_(False)
+            self._lpips = lpips.LPIPS(net="vgg", verbose=False).eval().requires_grad_(False).to(device)
         elif kind not in ("ms_ssim", "none"):
             raise ValueError(f"perceptual loss must be 'ms_ssim', 'lpips' or 'none', got {kind!r}")
 
@@ -127,9 +138,10 @@ def training_loss(model: DiffusionCodec, x: torch.Tensor, cfg: PretrainConfig, p
     B = x.shape[0]
     q, _ = model.quantize(x)
     features, mean = model.condition(q)
-    keep = (torch.rand(B, generator=gen) >= cfg.cfg_dropout).float().view(B, 1, 1, 1)
-    t = torch.sigmoid(torch.randn(B, generator=gen)).view(B, 1, 1, 1)  # logit-normal(0, 1)
-    eps = torch.randn(x.shape, generator=gen)
+    dev = x.device   # noise from the CPU generator, then moved: the same numbers on any device
+    keep = (torch.rand(B, generator=gen) >= cfg.cfg_dropout).float().view(B, 1, 1, 1).to(dev)
+    t = torch.sigmoid(torch.randn(B, generator=gen)).view(B, 1, 1, 1).to(dev)  # logit-normal(0, 1)
+    eps = torch.randn(x.shape, generator=gen).to(dev)
     x_t = (1 - t) * x + t * eps
     v = model.velocity(x_t, t.view(B), features * keep, mean * keep)
     flow = F.mse_loss(v, eps - x)
@@ -137,12 +149,15 @@ def training_loss(model: DiffusionCodec, x: torch.Tensor, cfg: PretrainConfig, p
     perc = perceptual(x0, x)
     mean_mse = F.mse_loss(mean, x)
     loss = flow + cfg.perceptual_weight * perc + cfg.mean_weight * mean_mse
-    parts = {"flow_loss": flow.item(), "perceptual_loss": perc.item(), "mean_mse": mean_mse.item(), "loss": loss.item()}
+    # detached tensors, not floats: reading a value (.item()) waits for the GPU, so the loop does it only when it logs
+    parts = {"flow_loss": flow.detach(), "perceptual_loss": perc.detach(), "mean_mse": mean_mse.detach(),
+             "loss": loss.detach()}
     return loss, parts
 
 
 def _state_key(codec_cfg: CodecConfig, cfg: PretrainConfig) -> str:
-    keep = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("threads", "checkpoint_every", "log_every")}
+    keep = {k: v for k, v in dataclasses.asdict(cfg).items()
+            if k not in ("threads", "checkpoint_every", "log_every", "device")}
     return json.dumps({"codec": json.loads(codec_cfg.to_json()), "train": keep}, sort_keys=True)
 
 
@@ -152,11 +167,12 @@ def train_autoencoder(codec_cfg: CodecConfig, cfg: PretrainConfig, images: list[
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    model = DiffusionCodec(codec_cfg).to(memory_format=torch.channels_last)
+    device = resolve_device(cfg.device)
+    model = DiffusionCodec(codec_cfg).to(device, memory_format=torch.channels_last)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(cfg.seed)
-    perceptual = PerceptualLoss(cfg.perceptual)
+    perceptual = PerceptualLoss(cfg.perceptual, device)
     data = to_tensors(images)
     curves: list[dict] = []
     start, elapsed = 0, 0.0
@@ -190,7 +206,8 @@ def train_autoencoder(codec_cfg: CodecConfig, cfg: PretrainConfig, images: list[
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = _lr(step, cfg)
-        x = random_crops(data, codec_cfg.tile, cfg.batch_size, gen).contiguous(memory_format=torch.channels_last)
+        x = random_crops(data, codec_cfg.tile, cfg.batch_size, gen).to(device).contiguous(
+            memory_format=torch.channels_last)
         loss, parts = training_loss(model, x, cfg, perceptual, gen)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {step}: lower the learning rate")
@@ -200,6 +217,7 @@ def train_autoencoder(codec_cfg: CodecConfig, cfg: PretrainConfig, images: list[
         opt.step()
         _ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            parts = {k: v.item() for k, v in parts.items()}
             curves.append({"step": step, **{k: round(v, 6) for k, v in parts.items()},
                            "lr": round(_lr(step, cfg), 7), "seconds": round(elapsed + time.perf_counter() - t0, 2)})
             bar.set_postfix(loss=f"{parts['loss']:.4f}", flow=f"{parts['flow_loss']:.3f}")
@@ -207,7 +225,7 @@ def train_autoencoder(codec_cfg: CodecConfig, cfg: PretrainConfig, images: list[
             save_state(step + 1, elapsed + time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
     save_state(cfg.steps, elapsed + seconds)
-    ema = ema.to(memory_format=torch.contiguous_format).eval()
+    ema = ema.to("cpu", memory_format=torch.contiguous_format).eval()
     return ema, curves, seconds, resumed_from
 
 
@@ -215,14 +233,17 @@ def train_autoencoder(codec_cfg: CodecConfig, cfg: PretrainConfig, images: list[
 def _encode_crops(model: DiffusionCodec, data: list[torch.Tensor], size: int, n: int, gen) -> torch.Tensor:
     f = model.config.downsample
     size = max(f, min(size, min(min(im.shape[-2:]) for im in data)) // f * f)
-    return model.encode(random_crops(data, size, n, gen))
+    device = next(model.parameters()).device
+    return model.encode(random_crops(data, size, n, gen).to(device)).cpu()
 
 
 def train_prior(model: DiffusionCodec, cfg: PretrainConfig, images: list[np.ndarray], progress: bool = True):
     """Phase 2: fit the token prior to the codes of the trained encoder. Returns (prior, curve rows, seconds)."""
     codec_cfg = model.config
     torch.manual_seed(cfg.seed + 1)
-    prior = build_prior(codec_cfg)
+    device = resolve_device(cfg.device)
+    model = model.to(device)
+    prior = build_prior(codec_cfg).to(device)
     opt = torch.optim.AdamW(prior.parameters(), lr=cfg.prior_lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     data = to_tensors(images)
@@ -240,7 +261,7 @@ def train_prior(model: DiffusionCodec, cfg: PretrainConfig, images: list[np.ndar
         blocks = [to_blocks(c, codec_cfg.prior_block) for c in codes]
         seq = torch.cat([b.seq for b in blocks]); rows = torch.cat([b.rows for b in blocks])
         cols = torch.cat([b.cols for b in blocks]); valid = torch.cat([b.valid for b in blocks])
-        bits = prior.bits(seq, rows, cols, valid)
+        bits = prior.bits(seq.to(device), rows.to(device), cols.to(device), valid.to(device))
         per_position = bits / valid.sum()
         opt.zero_grad(set_to_none=True)
         per_position.backward()
@@ -250,7 +271,8 @@ def train_prior(model: DiffusionCodec, cfg: PretrainConfig, images: list[np.ndar
             curves.append({"step": step, "bits_per_position": round(per_position.item(), 5),
                            "bpp": round(per_position.item() / codec_cfg.downsample**2, 6),
                            "seconds": round(time.perf_counter() - t0, 2)})
-    return prior.eval(), curves, time.perf_counter() - t0
+    model.cpu()
+    return prior.cpu().eval(), curves, time.perf_counter() - t0
 
 
 def pretrain(codec_cfg: CodecConfig, cfg: PretrainConfig, images: list[np.ndarray], out_path: str | Path,
