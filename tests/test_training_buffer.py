@@ -97,3 +97,42 @@ def test_buffer_and_collector_state_round_trip_and_inline_judging():
     assert col2.stats.as_dict() == col.stats.as_dict() and col2.log == col.log
     with pytest.raises(ValueError, match="capacity"):
         PreferenceBuffer(5).load_state_dict(state)
+
+
+def test_staged_batches_enter_the_buffer_in_submission_order_whatever_the_thread_timing():
+    def jittery(c: Candidate) -> Judgement:
+        time.sleep(0.02 * ((7 * c.meta["i"]) % 5))   # later candidates often finish first
+        return judge_by_sum(c)
+
+    cands = [Candidate(10, 10 - (i % 3), 12 + (i % 4), {"i": i}) for i in range(12)] + [Candidate(-1, 0, 0, {"i": 99})]
+    orders = []
+    for workers in (0, 4):
+        buf = PreferenceBuffer(100)
+        with OnlinePreferenceCollector(buf, jittery, workers=workers) as col:
+            batch = col.submit_batch(cands)
+            assert col.staged_batches == [batch]
+            if workers:
+                assert len(buf) == 0                   # nothing enters before the merge, judged or not
+            waited = col.merge(batch)
+            assert waited >= 0 and col.staged_batches == []
+            with pytest.raises(KeyError, match="staged"):
+                col.merge(batch)
+        orders.append([p.meta["i"] for p in buf.state_dict()["pairs"]])
+        assert col.stats.judged == 13 and col.stats.discarded == {"tie": 1, "failure": 1}
+    assert orders[0] == orders[1] == [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11]   # candidate 8 is a tie (2 = 2)
+
+
+def test_judged_but_unmerged_pairs_survive_a_state_round_trip():
+    buf = PreferenceBuffer(10)
+    col = OnlinePreferenceCollector(buf, judge_by_sum, workers=2)
+    batch = col.submit_batch([Candidate(10, 9, 15, {"i": i}) for i in range(3)])
+    col.drain(timeout=10)
+    state = col.state_dict()
+    col.close()
+    buf2 = PreferenceBuffer(10)
+    col2 = OnlinePreferenceCollector(buf2, judge_by_sum, workers=0)
+    col2.load_state_dict(state)
+    assert len(buf2) == 0 and col2.staged_batches == [batch]
+    col2.merge(batch)
+    assert [p.meta["i"] for p in buf2.state_dict()["pairs"]] == [0, 1, 2]
+    assert col2.submit_batch([Candidate(10, 9, 15, {"i": 3})]) == batch + 1   # batch ids continue

@@ -90,6 +90,24 @@ def test_resume_from_checkpoint_gives_the_same_state(tiny, photos, tmp_path):
     assert other.resumed_from == 0
 
 
+def test_judge_threads_do_not_change_the_run(tiny, photos):
+    """Pairs join the buffer at steps fixed in advance, so a run with judge threads is the run with inline judging."""
+    def slow_closer_wins(c: Candidate) -> Judgement:
+        import time
+
+        time.sleep(0.01)
+        return closer_wins(c)
+
+    inline = train_dpo(tiny, photos, closer_wins, _cfg(steps=8, merge_after=1), progress=False)
+    threaded = train_dpo(tiny, photos, slow_closer_wins, _cfg(steps=8, merge_after=1, judge_workers=3), progress=False)
+    for (n, a), (_, b) in zip(inline.model.state_dict().items(), threaded.model.state_dict().items()):
+        assert torch.equal(a, b), n
+    assert [c["loss"] for c in inline.curves] == [c["loss"] for c in threaded.curves]
+    assert [c["buffer"] for c in inline.curves] == [c["buffer"] for c in threaded.curves]
+    with pytest.raises(ValueError, match="merge_after"):
+        train_dpo(tiny, photos, closer_wins, _cfg(merge_after=-1), progress=False)
+
+
 def test_frozen_encoder_keeps_the_bitstream(tiny, photos, tmp_path):
     res = train_dpo(tiny, photos, closer_wins, _cfg(train_encoder=False, steps=3), progress=False)
     for n, p in res.model.encoder.named_parameters():

@@ -1,9 +1,19 @@
 """The online preference buffer of DPO post-training, filled by a judge running concurrently with training.
 
 The trainer periodically samples candidate pairs from the current decoder (two reconstructions of one code) and
-hands them to :class:`OnlinePreferenceCollector`, which judges them on a thread pool and adds the accepted ones to a
-bounded FIFO :class:`PreferenceBuffer`. The trainer keeps drawing batches from the buffer meanwhile — it waits on the
-judge only while the buffer is still empty. Ties, judge disagreements and failures are discarded and counted.
+hands them to :class:`OnlinePreferenceCollector`, which judges them on a thread pool while the trainer keeps drawing
+batches from a bounded FIFO :class:`PreferenceBuffer`. Ties, judge disagreements and failures are discarded and
+counted.
+
+Two ways for verdicts to reach the buffer:
+
+* :meth:`~OnlinePreferenceCollector.submit` — each accepted pair enters the buffer the moment its verdict arrives
+  (lowest latency; what the buffer holds at a given training step depends on thread timing);
+* :meth:`~OnlinePreferenceCollector.submit_batch` + :meth:`~OnlinePreferenceCollector.merge` — a batch is judged in
+  the background like the above, but its accepted pairs enter the buffer together, in submission order, when the
+  trainer calls ``merge`` at a step it chose in advance. The buffer's contents at every step are then independent of
+  timing and of the number of judge threads (``workers=0`` gives the same training run as ``workers=4``); the trainer
+  waits only if the judge has not finished that batch by then, and the wait is measured.
 """
 
 from __future__ import annotations
@@ -157,6 +167,9 @@ class OnlinePreferenceCollector:
         self.workers = int(workers)
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="judge") if self.workers > 0 else None
         self._pending: set[Future] = set()
+        self._staged: dict[int, list[PreferencePair | None]] = {}   # batch → one slot per candidate, in order
+        self._batch_futures: dict[int, list[Future]] = {}
+        self._next_batch = 0
         self._t0 = time.perf_counter()
 
     def submit(self, candidates: Iterable[Candidate]) -> int:
@@ -177,11 +190,56 @@ class OnlinePreferenceCollector:
             n += 1
         return n
 
+    def submit_batch(self, candidates: Iterable[Candidate]) -> int:
+        """Queue candidates for judging without blocking; their accepted pairs wait for :meth:`merge`. Returns the
+        batch id."""
+        cands = list(candidates)
+        with self._lock:
+            batch = self._next_batch
+            self._next_batch += 1
+            self._staged[batch] = [None] * len(cands)
+            self._batch_futures[batch] = []
+        for i, cand in enumerate(cands):
+            with self._lock:
+                self.stats.submitted += 1
+            if self._pool is None:
+                self._judge_one(cand, (batch, i))
+                continue
+            fut = self._pool.submit(self._judge_one, cand, (batch, i))
+            with self._lock:
+                self._pending.add(fut)
+                self._batch_futures[batch].append(fut)
+            fut.add_done_callback(self._done)
+        return batch
+
+    def merge(self, batch: int, timeout: float | None = None) -> float:
+        """Wait until every candidate of ``batch`` is judged, then add its accepted pairs to the buffer in submission
+        order. Returns the seconds spent waiting for the judge."""
+        with self._lock:
+            if batch not in self._staged:
+                raise KeyError(f"no staged batch {batch} (already merged, or never submitted)")
+            futures = list(self._batch_futures.pop(batch, []))
+        start = time.perf_counter()
+        for fut in futures:
+            fut.result(timeout)   # _judge_one never raises: judge exceptions are recorded as failures
+        waited = time.perf_counter() - start
+        with self._lock:
+            slots = self._staged.pop(batch)
+        for pair in slots:
+            if pair is not None:
+                self.buffer.add(pair)
+        return waited
+
+    @property
+    def staged_batches(self) -> list[int]:
+        with self._lock:
+            return sorted(self._staged)
+
     def _done(self, fut: Future) -> None:
         with self._lock:
             self._pending.discard(fut)
 
-    def _judge_one(self, cand: Candidate) -> None:
+    def _judge_one(self, cand: Candidate, slot: tuple[int, int] | None = None) -> None:
         start = time.perf_counter()
         try:
             verdict = self.judge(cand)
@@ -190,7 +248,12 @@ class OnlinePreferenceCollector:
         elapsed = time.perf_counter() - start
         if verdict.winner is not None:
             win, lose = (cand.a, cand.b) if verdict.winner == "a" else (cand.b, cand.a)
-            self.buffer.add(PreferencePair(cand.original, win, lose, verdict.rating, dict(cand.meta)))
+            pair = PreferencePair(cand.original, win, lose, verdict.rating, dict(cand.meta))
+            if slot is None:
+                self.buffer.add(pair)
+            else:
+                with self._lock:
+                    self._staged[slot[0]][slot[1]] = pair
         with self._lock:
             s = self.stats
             s.judged += 1
@@ -226,15 +289,20 @@ class OnlinePreferenceCollector:
             time.sleep(0.01)
 
     def state_dict(self) -> dict:
-        """Counters and log (call after :meth:`drain`: candidates still being judged are not part of the state)."""
+        """Counters, log and judged-but-unmerged batches (call after :meth:`drain`: candidates still being judged
+        are not part of the state)."""
         with self._lock:
-            return {"stats": self.stats.as_dict(), "log": list(self.log), "elapsed": time.perf_counter() - self._t0}
+            return {"stats": self.stats.as_dict(), "log": list(self.log), "elapsed": time.perf_counter() - self._t0,
+                    "staged": {b: list(v) for b, v in self._staged.items()}, "next_batch": self._next_batch}
 
     def load_state_dict(self, state: dict) -> None:
         with self._lock:
             self.stats = CollectorStats.from_dict(state["stats"])
             self.log = list(state["log"])
             self._t0 = time.perf_counter() - float(state.get("elapsed", 0.0))
+            self._staged = {int(b): list(v) for b, v in state.get("staged", {}).items()}
+            self._batch_futures = {}
+            self._next_batch = int(state.get("next_batch", 0))
 
     def close(self) -> None:
         if self._pool is not None:

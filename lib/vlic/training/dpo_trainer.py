@@ -14,14 +14,18 @@ The loop (one process; :class:`accelerate.Accelerator` makes the same code run o
                                v_target = ε − x;  loss = L_DPO(policy, reference) + λ · ‖v_θ(x_t) − (ε − x)‖² on
                                the originals (conditioning dropped for cfg_dropout of them, as in pre-training)
 
-The judge (the reward, e.g. :class:`~vlic.training.reward.UnanimousReward`) runs on the collector's threads; the
-trainer waits on it only before its first step (until ``min_pairs`` pairs are accepted) and at checkpoints (it
-drains what is being judged, so the saved buffer is complete). Ties and disagreements are discarded and counted.
+The judge (the reward, e.g. :class:`~vlic.training.reward.UnanimousReward`) runs on the collector's threads while
+training goes on. The pairs of the refresh submitted at step s join the buffer together, in submission order, at
+step s + ``merge_after`` (a deadline fixed in advance, not "whenever the thread finishes"): the buffer's contents at
+every step — hence the whole run — do not depend on thread timing or on ``judge_workers``, and a run is
+bit-reproducible. The trainer waits on the judge only before its first step (until ``min_pairs`` pairs are
+accepted), when a batch is not judged by its deadline, and at checkpoints (it drains what is being judged, so the
+saved state is complete); every wait is measured. Ties and disagreements are discarded and counted.
 
 Resumable: every ``checkpoint_every`` steps the policy weights (safetensors), the optimizer, the random generator,
-the buffer and the curves go to ``resume_dir``; rerunning with the same configuration continues from there, a
-different configuration starts over (and says so). With ``judge_workers=0`` (inline judging) a resumed run is
-bit-identical to an uninterrupted one; with judge threads the arrival order of verdicts depends on timing.
+the buffer, the judged-but-not-yet-merged pairs and the curves go to ``resume_dir``; rerunning with the same
+configuration continues from there (bit-identical to an uninterrupted run), a different configuration starts over
+(and says so).
 """
 
 from __future__ import annotations
@@ -66,7 +70,9 @@ class DPOConfig:
     sample_steps: int = 4          # Euler steps of the decoder when sampling candidates
     dpo_times: str = "logit_normal"  # t of the DPO pairs: "logit_normal" (as in pre-training) or "sampler" (the
                                    # sampler's own times: with 1-step decoding the decoder only ever queries t = 1)
-    judge_workers: int = 1         # judge threads (0 = judge inline, deterministic)
+    judge_workers: int = 1         # judge threads (0 = judge inline: the trainer waits, same result)
+    merge_after: int = 5           # steps between a refresh and its judged pairs joining the buffer (the judge's
+                                   # deadline; 0 = wait for the judge at once)
     seed: int = 0
     threads: int = 0               # torch threads (0 = torch's default)
     checkpoint_every: int = 50
@@ -178,6 +184,8 @@ def train_dpo(
         torch.set_num_threads(cfg.threads)
     if cfg.dpo_times not in ("logit_normal", "sampler"):
         raise ValueError(f"dpo_times must be 'logit_normal' or 'sampler', got {cfg.dpo_times!r}")
+    if cfg.merge_after < 0:
+        raise ValueError(f"merge_after must be ≥ 0 steps, got {cfg.merge_after}")
     accelerator = accelerator or Accelerator()
     rank, device = accelerator.process_index, accelerator.device
     torch.manual_seed(cfg.seed + 1000 * rank)
@@ -196,6 +204,7 @@ def train_dpo(
     data = to_tensors(images)
     curves: list[dict] = []
     start, elapsed, waited, refreshes = 0, 0.0, 0.0, 0
+    merges: dict[int, int] = {}   # staged batch → the step at which its pairs join the buffer
     key = state_key(checkpoint, cfg, reward_name, len(images))
     resume_dir = Path(resume_dir) / f"rank{rank}" if resume_dir else None
 
@@ -209,6 +218,7 @@ def train_dpo(
             collector.load_state_dict(state["collector"])
             curves, start, elapsed = state["curves"], state["step"], state["seconds"]
             waited, refreshes = state["waited"], state["refreshes"]
+            merges = {int(b): int(at) for b, at in state["merges"].items()}
         else:
             print(f"resume state in '{resume_dir}' was made with another configuration: post-training from scratch")
     resumed_from = start
@@ -216,7 +226,7 @@ def train_dpo(
     policy, opt = accelerator.prepare(policy, opt)
     unwrapped = lambda: accelerator.unwrap_model(policy).codec  # noqa: E731
 
-    def refresh(step: int) -> None:
+    def refresh(step: int) -> int:
         nonlocal refreshes
         model = unwrapped()
         x = random_crops(data, codec_cfg.tile, cfg.refresh_size, gen).to(device)
@@ -224,9 +234,17 @@ def train_dpo(
         a, b = sample_candidates(model, x, cfg.sample_steps, seeds)
         originals, aa, bb = _to_uint8(x), _to_uint8(a), _to_uint8(b)
         spread = (a - b).abs().flatten(1).mean(1).mul(127.5).tolist()   # how different the two samples are (0–255)
-        collector.submit(Candidate(o, p, q, {"step": step, "refresh": refreshes, "rank": rank, "sample_gap": round(d, 3)})
-                         for o, p, q, d in zip(originals, aa, bb, spread))
+        batch = collector.submit_batch(
+            Candidate(o, p, q, {"step": step, "refresh": refreshes, "rank": rank, "sample_gap": round(d, 3)})
+            for o, p, q, d in zip(originals, aa, bb, spread))
         refreshes += 1
+        return batch
+
+    def merge_due(step: int) -> None:
+        nonlocal waited
+        for batch in sorted(b for b, at in merges.items() if at <= step):
+            waited += collector.merge(batch)
+            del merges[batch]
 
     def save_state(step: int, seconds: float) -> None:
         if not resume_dir:
@@ -240,29 +258,26 @@ def train_dpo(
         save_file(weights, str(resume_dir / "policy.safetensors.tmp"))
         torch.save({"key": key, "opt": opt.state_dict(), "gen": gen.get_state(), "buffer": buffer.state_dict(),
                     "collector": collector.state_dict(), "curves": curves, "step": step, "seconds": seconds,
-                    "waited": waited, "refreshes": refreshes}, resume_dir / "state.pt.tmp")
+                    "waited": waited, "refreshes": refreshes, "merges": dict(merges)}, resume_dir / "state.pt.tmp")
         (resume_dir / "policy.safetensors.tmp").replace(resume_dir / "policy.safetensors")
         (resume_dir / "state.pt.tmp").replace(resume_dir / "state.pt")
 
     t0 = time.perf_counter()
     try:
-        # first fill: the only time the trainer waits for the judge (besides draining at checkpoints)
+        # first fill: the trainer waits for the judge until min_pairs pairs are accepted
         while len(buffer) < min(cfg.min_pairs, cfg.buffer_capacity) and start < cfg.steps:
-            if collector.pending == 0:
-                if refreshes >= 20:
-                    raise RuntimeError(f"the judge accepted {len(buffer)} of {collector.stats.judged} candidate pairs "
-                                       f"in {refreshes} refreshes; {min(cfg.min_pairs, cfg.buffer_capacity)} are needed "
-                                       f"to start (discarded: {collector.stats.discarded})")
-                refresh(start)
-            w0 = time.perf_counter()
-            buffer.wait_until(cfg.min_pairs, timeout=0.2)
-            waited += time.perf_counter() - w0
+            if refreshes >= 20:
+                raise RuntimeError(f"the judge accepted {len(buffer)} of {collector.stats.judged} candidate pairs "
+                                   f"in {refreshes} refreshes; {min(cfg.min_pairs, cfg.buffer_capacity)} are needed "
+                                   f"to start (discarded: {collector.stats.discarded})")
+            waited += collector.merge(refresh(start))
         policy.train()
         end = cfg.steps if stop_at is None else max(start, min(cfg.steps, int(stop_at)))
         bar = tqdm(range(start, end), desc="DPO", disable=not progress, initial=start, total=cfg.steps)
         for step in bar:
             if step > 0 and step % cfg.refresh_every == 0 and step + cfg.refresh_every <= cfg.steps:
-                refresh(step)
+                merges[refresh(step)] = step + cfg.merge_after
+            merge_due(step)
             for g in opt.param_groups:
                 g["lr"] = _lr(step, cfg) * g["scale"]
             pairs = buffer.sample(cfg.batch_size)
