@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
@@ -65,3 +66,34 @@ def parameter_names(path: str | Path) -> list[str]:
                 names += [t.id for t in targets if isinstance(t, ast.Name)]
             return names
     return []
+
+
+def stage_parameters(stage: str, params: dict, dvc_yaml: str | Path = "dvc.yaml") -> dict:
+    """The parameters the notebook of DVC stage ``stage`` receives from ``params`` (a loaded params.yaml):
+    its ``-y "name: ${section.key}"`` arguments rendered as DVC renders them and parsed as papermill parses them.
+
+    Scripts that must do exactly what a chapter does (e.g. ``accelerate launch -m vlic.training.dpo_launch``) read
+    their parameters through this, so dvc.yaml stays the one place that maps params.yaml onto a chapter.
+    """
+    import re
+
+    import yaml
+
+    stages = (yaml.safe_load(Path(dvc_yaml).read_text(encoding="utf-8")) or {}).get("stages", {})
+    if stage not in stages:
+        raise KeyError(f"'{dvc_yaml}' has no stage '{stage}' (stages: {', '.join(stages)})")
+
+    def value(match: re.Match) -> str:
+        node: Any = params
+        for part in match.group(1).split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise KeyError(f"stage '{stage}' uses ${{{match.group(1)}}}, which the parameters do not define")
+            node = node[part]
+        if isinstance(node, bool):
+            return "true" if node else "false"
+        return str(node)
+
+    out: dict = {}
+    for arg in re.findall(r'-y\s+"([^"]*)"', stages[stage]["cmd"]):
+        out.update(yaml.safe_load(re.sub(r"\$\{([\w.]+)\}", value, arg)))
+    return out
