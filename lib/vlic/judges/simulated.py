@@ -42,7 +42,7 @@ NAME = re.compile(r"^sim_vlm\((\w+)\)$")
 class SimulationSettings:
     """The noise model's parameters (module docstring). Defaults: see ``rewards.sim_*`` in params.yaml."""
 
-    sensitivity: float = 8.0
+    sensitivity: float = 25.0
     noise: float = 1.0
     position_bias: float = 0.5
     lapse: float = 0.05
@@ -127,6 +127,11 @@ class SimulatedVLMJudge(JudgeBase):
 
     def judge_many(self, queries: Sequence[Query], on_verdict: OnVerdict | None = None) -> list[Verdict]:
         out: list[Verdict] = []
+        if not queries:
+            return out
+        # every distance the queries need, deduplicated and batched once (seeds and orders repeat the same images)
+        refs_all = [q.ref for q in queries]
+        self._distance_many(refs_all + refs_all, [q.a for q in queries] + [q.b for q in queries])
         step = self.metric.batch_size
         for s in range(0, len(queries), step):
             chunk = list(queries[s : s + step])
