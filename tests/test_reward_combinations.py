@@ -191,3 +191,53 @@ def test_http_judge_sends_the_direct_prompt_and_caches_it_separately(tmp_path):
             text = server.last_payload["messages"][0]["content"][0]["text"]
             assert ("List the visible artifacts" in text) == reasoning
             assert judge.identity()["prompt"] == (PROMPT_VERSION if reasoning else DIRECT_PROMPT_VERSION)
+
+
+@pytest.mark.slow
+def test_explore_rewards_notebook_runs_headless(tmp_path, repo):
+    import papermill as pm
+    import pandas as pd
+
+    from vlic.data.twoafc import TwoAFCSet, write_bapps
+
+    rng = np.random.default_rng(0)
+    refs, p0, p1, human = [], [], [], []
+    for k in range(8):
+        ref, close, far = _pair(seed=k)
+        flip = k % 2 == 1
+        refs.append(ref), p0.append(far if flip else close), p1.append(close if flip else far)
+        human.append(1.0 if flip else 0.0)
+    ids = [f"{k:06d}" for k in range(8)]
+    meta = pd.DataFrame({"family": "noise", "id": ids})
+    write_bapps(TwoAFCSet(refs, p0, p1, np.array(human), ["noise"] * 8, ids, meta), tmp_path / "pairs")
+    pm.execute_notebook(
+        str(repo / "notebooks" / "explore_rewards.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(repo),
+        kernel_name="python3", progress_bar=False,
+        parameters={"pairs_dir": str(tmp_path / "pairs" / "noise"), "out_dir": str(tmp_path / "out"),
+                    "cache_path": str(tmp_path / "v.sqlite"), "interactive": False, "max_seeds": 2,
+                    "lpips_judge": "ssim", "combinations": "unanimous,vlm,majority"},
+    )
+    table = pd.read_csv(tmp_path / "out" / "rewards_summary.csv")
+    assert (tmp_path / "out" / "rewards_summary.png").is_file()
+    assert set(table["combination"]) == {"unanimous", "vlm", "majority"}
+    assert (table["accuracy_kept"].dropna() >= 0.5).all()      # easy pairs: every reward mostly right
+
+
+def test_reward_explorer_widget_builds_and_switches(tmp_path):
+    pytest.importorskip("ipywidgets")
+    from vlic.data.twoafc import TwoAFCSet
+    import pandas as pd
+
+    from vlic.judges.reward_variants import Roles
+    from vlic.widgets.reward_explorer import RewardExplorer, zoom
+
+    refs, p0, p1 = zip(*[_pair(seed=k) for k in range(4)])
+    ids = [str(k) for k in range(4)]
+    s = TwoAFCSet(list(refs), list(p0), list(p1), np.zeros(4), ["x"] * 4, ids, pd.DataFrame({"family": "x", "id": ids}))
+    roles = Roles(vlm="sim_vlm(psnr)", lpips="ssim", majority=("vlm", "lpips", "haarpsi"))
+    runs = {j: run_judge(make_judge(j), s.ref, s.p0, s.p1, seeds=4, orders=2) for j in ("sim_vlm(psnr)", "ssim", "haarpsi")}
+    ex = RewardExplorer(s, runs, roles, ["unanimous", "majority"], 2)
+    assert ex.variant().token == "unanimous:n1:o2"
+    ex.w_combo.value, ex.w_seeds.value, ex.w_orders.value = "majority", 2, 1
+    assert ex.variant().token == "majority:n2:o1" and ex.outcome.variant.rule == "majority"
+    assert zoom(refs[0], 4).shape == refs[0].shape and np.array_equal(zoom(refs[0], 1), refs[0])

@@ -81,6 +81,7 @@ class SimulatedVLMJudge(JudgeBase):
         self.settings = settings or SimulationSettings()
         self.name = f"sim_vlm({metric})"
         self._distances: dict[tuple[str, str], float] = {}
+        self._identity_text = json.dumps(self.identity(), sort_keys=True, default=str)
 
     def identity(self) -> dict[str, Any]:
         return {"backend": "simulated", "metric": self.metric.identity(), "noise_model": "sim-v1",
@@ -96,7 +97,7 @@ class SimulatedVLMJudge(JudgeBase):
         return np.array([self._distances[k] for k in keys])
 
     def _rng(self, q: Query) -> np.random.Generator:
-        h = hashlib.sha256((q.content_key() + json.dumps(self.identity(), sort_keys=True, default=str)).encode())
+        h = hashlib.sha256((q.content_key() + self._identity_text).encode())
         return np.random.default_rng(int.from_bytes(h.digest()[:8], "little"))
 
     def answer(self, q: Query, d_a: float, d_b: float) -> Verdict:
