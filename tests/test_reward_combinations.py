@@ -213,7 +213,7 @@ def test_explore_rewards_notebook_runs_headless(tmp_path, repo):
     pm.execute_notebook(
         str(repo / "notebooks" / "explore_rewards.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(repo),
         kernel_name="python3", progress_bar=False,
-        parameters={"pairs_dir": str(tmp_path / "pairs" / "noise"), "out_dir": str(tmp_path / "out"),
+        parameters={"pairs_dir": str(tmp_path / "pairs"), "out_dir": str(tmp_path / "out"),
                     "cache_path": str(tmp_path / "v.sqlite"), "interactive": False, "max_seeds": 2,
                     "lpips_judge": "ssim", "combinations": "unanimous,vlm,majority"},
     )
