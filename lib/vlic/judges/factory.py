@@ -1,4 +1,5 @@
-"""Building judges by name: a metric name (``haarpsi``, ``lpips_vgg``, …) or ``vlm`` with :class:`VLMSettings`."""
+"""Building judges by name: a metric name (``haarpsi``, ``lpips_vgg``, …), ``vlm`` with :class:`VLMSettings`, or a
+*simulated* stochastic judge ``sim_vlm(<metric>)`` with :class:`~vlic.judges.simulated.SimulationSettings`."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class VLMSettings:
     min_side: int = 0            # nearest-neighbour upscale small patches to at least this many pixels
     batch_size: int = 4          # local backend
     send_seed: bool = True
+    reasoning: bool = True       # False: the direct prompt, rating line only (chapter 03's ablation)
 
     @property
     def configured(self) -> bool:
@@ -36,8 +38,13 @@ class VLMSettings:
         return f"{self.model} ({where})"
 
 
-def make_judge(name: str, vlm: VLMSettings | None = None, batch_size: int = 64) -> Judge:
-    """``name`` is a metric from :data:`vlic.judges.metric.METRICS` or ``vlm`` (then ``vlm`` settings are used)."""
+def make_judge(name: str, vlm: VLMSettings | None = None, batch_size: int = 64, sim=None) -> Judge:
+    """``name`` is a metric from :data:`vlic.judges.metric.METRICS`, ``vlm`` (then ``vlm`` settings are used) or
+    ``sim_vlm(<metric>)`` (then ``sim``, a :class:`~vlic.judges.simulated.SimulationSettings`, or its defaults)."""
+    from vlic.judges.simulated import SimulatedVLMJudge, is_simulated, simulated_metric
+
+    if is_simulated(name):
+        return SimulatedVLMJudge(simulated_metric(name), sim, batch_size=batch_size)
     if name in METRICS:
         return MetricJudge(name, batch_size=batch_size)
     if name == "vlm":
@@ -48,19 +55,23 @@ def make_judge(name: str, vlm: VLMSettings | None = None, batch_size: int = 64) 
             return OpenAICompatibleJudge(
                 vlm.model, vlm.base_url, vlm.api_key_env, name="vlm", concurrency=vlm.concurrency,
                 temperature=vlm.temperature, max_tokens=vlm.max_tokens or None, send_seed=vlm.send_seed,
-                min_side=vlm.min_side,
+                min_side=vlm.min_side, reasoning=vlm.reasoning,
             )
         if vlm.backend == "local":
             from vlic.judges.vlm_local import TransformersJudge
 
             return TransformersJudge(vlm.model, name="vlm", batch_size=vlm.batch_size, temperature=vlm.temperature,
-                                     max_new_tokens=vlm.max_tokens or 512, min_side=vlm.min_side)
+                                     max_new_tokens=vlm.max_tokens or 512, min_side=vlm.min_side,
+                                     reasoning=vlm.reasoning)
         raise JudgeError(f"VLM backend '{vlm.backend}' unknown or not configured; expected one of {VLM_BACKENDS}")
-    raise JudgeError(f"unknown judge '{name}'; known: vlm, {', '.join(METRICS)}")
+    raise JudgeError(f"unknown judge '{name}'; known: vlm, sim_vlm(<metric>), {', '.join(METRICS)}")
 
 
 def judge_status(name: str, vlm: VLMSettings | None = None) -> str | None:
     """None if judge ``name`` can be built here, else the plain reason ("not configured", "not available offline …")."""
+    from vlic.judges.simulated import NAME
+
     if name == "vlm":
         return None if (vlm and vlm.configured) else "not configured"
-    return availability(name)
+    m = NAME.match(name or "")
+    return availability(m.group(1)) if m else availability(name)

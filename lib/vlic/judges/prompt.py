@@ -4,6 +4,9 @@ The model sees the original and two reconstructions (A, B). It is asked to descr
 artifacts of each reconstruction, weigh what people look at first (faces, text, salient objects), and to end with
 ``RATING: r`` where r ∈ [−5, 5], negative when A is closer to the original. Changing the wording changes
 :data:`PROMPT_VERSION`, which is part of every cached verdict's key.
+
+The **direct** variant (``reasoning=False``, chapter 03's ablation) drops steps 1–4: the model is asked for the
+rating line only, with no description or artifact list first. Its version is :data:`DIRECT_PROMPT_VERSION`.
 """
 
 from __future__ import annotations
@@ -32,6 +35,17 @@ INSTRUCTIONS = (
     "the preference is (5 = overwhelming)."
 )
 
+DIRECT_PROMPT_VERSION = PROMPT_VERSION + "-direct"
+
+DIRECT_INSTRUCTIONS = (
+    "You are an expert in image quality assessment. Below are three images: the ORIGINAL, followed by two "
+    "compressed or distorted RECONSTRUCTIONS of it, A and B. Decide which reconstruction is perceptually closer "
+    "to the original, as a human observer would judge it.\n\n"
+    "Answer with exactly one line of the form `RATING: r` and nothing else, where r is an integer from -5 to 5: "
+    "negative if A is closer to the original, positive if B is closer, 0 if they are equally close; the magnitude "
+    "says how strong the preference is (5 = overwhelming)."
+)
+
 #: the message parts in order: ("text", str) or ("image", index into (original, A, B))
 LAYOUT: tuple[tuple[str, object], ...] = (
     ("text", INSTRUCTIONS),
@@ -43,6 +57,18 @@ LAYOUT: tuple[tuple[str, object], ...] = (
     ("image", 2),
     ("text", "Now give your analysis and end with `RATING: r`."),
 )
+DIRECT_LAYOUT: tuple[tuple[str, object], ...] = (
+    ("text", DIRECT_INSTRUCTIONS), *LAYOUT[1:-1], ("text", "Now answer with the single line `RATING: r`."),
+)
+
+
+def prompt_version(reasoning: bool = True) -> str:
+    """The version string of the prompt with (default) or without the reasoning steps."""
+    return PROMPT_VERSION if reasoning else DIRECT_PROMPT_VERSION
+
+
+def layout(reasoning: bool = True) -> tuple[tuple[str, object], ...]:
+    return LAYOUT if reasoning else DIRECT_LAYOUT
 
 # RATING (any case, possibly wrapped in markdown such as **RATING**, `RATING`, ### RATING), then ':' or '=',
 # whitespace (newlines included), optional markdown or brackets, an optional sign (+ - − –, maybe followed by a
@@ -121,11 +147,12 @@ def upscaled(img: np.ndarray, min_side: int = 0) -> Image.Image:
     return pil
 
 
-def openai_messages(ref: np.ndarray, a: np.ndarray, b: np.ndarray, min_side: int = 0) -> list[dict]:
+def openai_messages(ref: np.ndarray, a: np.ndarray, b: np.ndarray, min_side: int = 0,
+                    reasoning: bool = True) -> list[dict]:
     """The prompt as OpenAI chat messages: text parts and PNG data-URL image parts."""
     images = (ref, a, b)
     content = []
-    for kind, value in LAYOUT:
+    for kind, value in layout(reasoning):
         if kind == "text":
             content.append({"type": "text", "text": value})
         else:
@@ -133,7 +160,7 @@ def openai_messages(ref: np.ndarray, a: np.ndarray, b: np.ndarray, min_side: int
     return [{"role": "user", "content": content}]
 
 
-def processor_messages() -> list[dict]:
+def processor_messages(reasoning: bool = True) -> list[dict]:
     """The prompt for a transformers processor's chat template (images passed separately, in order)."""
-    content = [{"type": "text", "text": v} if k == "text" else {"type": "image"} for k, v in LAYOUT]
+    content = [{"type": "text", "text": v} if k == "text" else {"type": "image"} for k, v in layout(reasoning)]
     return [{"role": "user", "content": content}]

@@ -21,7 +21,7 @@ import time
 from typing import Any, Sequence
 
 from vlic.judges.base import JudgeBase, JudgeError, JudgeUnavailable, OnVerdict, Query, Verdict
-from vlic.judges.prompt import PROMPT_VERSION, openai_messages, parse_rating, rationale
+from vlic.judges.prompt import openai_messages, parse_rating, prompt_version, rationale
 
 NO_KEY = "not-needed"  # placeholder for local servers that ignore the key
 REJECTIONS_BEFORE_GIVING_UP = 5  # HTTP 4xx on every one of the first requests: stop with one error, not thousands
@@ -49,6 +49,7 @@ class OpenAICompatibleJudge(JudgeBase):
         price_in_per_mtok: float | None = None,
         price_out_per_mtok: float | None = None,
         extra_body: dict | None = None,
+        reasoning: bool = True,
     ):
         if not model:
             raise JudgeError("the HTTP judge needs a model name (judges.vlm_model / --model)")
@@ -68,13 +69,14 @@ class OpenAICompatibleJudge(JudgeBase):
         self.min_side = int(min_side)
         self.price_in, self.price_out = price_in_per_mtok, price_out_per_mtok
         self.extra_body = dict(extra_body or {})
+        self.reasoning = bool(reasoning)   # False: the direct prompt (rating line only)
         self.calls = 0       # HTTP requests made (retries included)
         self.retries = 0
 
     def identity(self) -> dict[str, Any]:
         return {
             "backend": "openai-compatible", "model": self.model, "base_url": self.base_url.split("@")[-1],
-            "prompt": PROMPT_VERSION, "temperature": self.temperature, "max_tokens": self.max_tokens,
+            "prompt": prompt_version(self.reasoning), "temperature": self.temperature, "max_tokens": self.max_tokens,
             "send_seed": self.send_seed, "min_side": self.min_side, "extra_body": self.extra_body,
         }
 
@@ -154,7 +156,7 @@ class OpenAICompatibleJudge(JudgeBase):
 
     def _body(self, q: Query) -> dict[str, Any]:
         body: dict[str, Any] = dict(
-            model=self.model, messages=openai_messages(q.ref, q.a, q.b, self.min_side), temperature=self.temperature,
+            model=self.model, messages=openai_messages(q.ref, q.a, q.b, self.min_side, self.reasoning), temperature=self.temperature,
         )
         if self.max_tokens:
             body["max_tokens"] = int(self.max_tokens)

@@ -13,7 +13,7 @@ import time
 from typing import Any, Sequence
 
 from vlic.judges.base import JudgeBase, JudgeError, JudgeUnavailable, OnVerdict, Query, Verdict
-from vlic.judges.prompt import PROMPT_VERSION, parse_rating, processor_messages, rationale, upscaled
+from vlic.judges.prompt import parse_rating, processor_messages, prompt_version, rationale, upscaled
 
 
 class TransformersJudge(JudgeBase):
@@ -31,19 +31,21 @@ class TransformersJudge(JudgeBase):
         device: str = "cpu",
         dtype: str = "auto",
         min_side: int = 0,
+        reasoning: bool = True,
     ):
         if not model:
             raise JudgeError("the local VLM judge needs a model (hub id or folder; judges.vlm_model / --model)")
         self.model_id, self.name = model, name
         self.batch_size, self.max_new_tokens = max(1, int(batch_size)), int(max_new_tokens)
         self.temperature, self.device, self.dtype, self.min_side = float(temperature), device, dtype, int(min_side)
+        self.reasoning = bool(reasoning)   # False: the direct prompt (rating line only)
         self._model = None
         self._processor = None
         self.calls = 0  # generate() calls
 
     def identity(self) -> dict[str, Any]:
         return {
-            "backend": "transformers", "model": self.model_id, "prompt": PROMPT_VERSION,
+            "backend": "transformers", "model": self.model_id, "prompt": prompt_version(self.reasoning),
             "temperature": self.temperature, "max_new_tokens": self.max_new_tokens, "min_side": self.min_side,
             "batch_size": self.batch_size,
         }
@@ -73,7 +75,7 @@ class TransformersJudge(JudgeBase):
             return []
         self.load()
         proc, model = self._processor, self._model
-        prompt = proc.apply_chat_template(processor_messages(), add_generation_prompt=True, tokenize=False)
+        prompt = proc.apply_chat_template(processor_messages(self.reasoning), add_generation_prompt=True, tokenize=False)
         out: list[Verdict | None] = [None] * len(queries)
         order = sorted(range(len(queries)), key=lambda i: queries[i].seed)
         batches, cur = [], []
