@@ -26,8 +26,11 @@ def test_stage_parameters_render_dvc_yaml_like_dvc_and_papermill():
     assert set(values) == set(parameter_names(ROOT / "notebooks/04_dpo_posttrain.ipynb"))
     assert values["prepared_dir"] == load_params(ROOT / "params.yaml")["data"]["out_dir"]
     assert isinstance(values["vlm_send_seed"], bool) and values["vlm_backend"] == ""
-    assert values["lr"] == "3e-05"               # DVC writes 3e-05; YAML 1.1 reads it back as a string …
-    assert dpo_config(**values).lr == 3e-05      # … and the config casts it to the declared type
+    assert values["lr"] == load_params(ROOT / "params.yaml")["dpo"]["lr"]
+    odd = stage_parameters("dpo", {**load_params(ROOT / "params.yaml"),
+                                   "dpo": {**load_params(ROOT / "params.yaml")["dpo"], "lr": 3e-05}}, ROOT / "dvc.yaml")
+    assert odd["lr"] == "3e-05"                  # DVC writes 3e-05; YAML 1.1 reads it back as a string …
+    assert dpo_config(**odd).lr == 3e-05         # … and the config casts it to the declared type
     assert dpo_config(**{**values, "train_encoder": "false"}).train_encoder is False
     with pytest.raises(KeyError, match="no stage"):
         stage_parameters("nope", {}, ROOT / "dvc.yaml")
