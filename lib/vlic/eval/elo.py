@@ -67,18 +67,30 @@ def elo_ratings(comparisons: Iterable, prior: float = 0.01) -> dict[str, float]:
     return {p: 1000.0 + ELO_SCALE * t for p, t in bradley_terry(comparisons, prior).items()}
 
 
-def elo_bootstrap(comparisons: Iterable, n_boot: int = 1000, seed: int = 0, prior: float = 0.01, level: float = 0.95):
+def elo_bootstrap(comparisons: Iterable, n_boot: int = 1000, seed: int = 0, prior: float = 0.01, level: float = 0.95,
+                  clusters=None):
     """Point ratings and percentile bootstrap CIs (comparisons resampled with replacement).
 
+    ``clusters`` (one label per comparison, e.g. the image patch all codecs were compared on) resamples whole
+    clusters instead of single comparisons, so the interval reflects the number of independent items.
     Returns ``{player: {"elo": r, "ci_low": lo, "ci_high": hi}}``.
     """
     comps = _validate(comparisons)
     point = elo_ratings(comps, prior)
     rng = np.random.default_rng(seed)
+    if clusters is None:
+        groups = [np.array([k]) for k in range(len(comps))]
+    else:
+        labels = np.asarray(clusters)
+        if labels.shape[0] != len(comps):
+            raise ValueError(f"{len(comps)} comparisons but {labels.shape[0]} cluster labels")
+        _, inv = np.unique(labels, return_inverse=True)
+        order = np.argsort(inv, kind="stable")
+        groups = np.split(order, np.cumsum(np.bincount(inv))[:-1])
     draws = {p: [] for p in point}
     for _ in range(n_boot):
-        sample = [comps[k] for k in rng.integers(0, len(comps), len(comps))]
-        r = elo_ratings(sample, prior)
+        idx = np.concatenate([groups[g] for g in rng.integers(0, len(groups), len(groups))])
+        r = elo_ratings([comps[k] for k in idx], prior)
         for p in point:
             if p in r:
                 draws[p].append(r[p])
