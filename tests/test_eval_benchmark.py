@@ -218,7 +218,8 @@ def _results():
 def test_render_table_and_readme_markers(tmp_path):
     text = render_table(_results())
     assert "| vlic | low | 0.040 [0.039, 0.041] | 16.10 [15.00, 17.20] | 0.2000 |" in text
-    assert "jpeg *(not matched)*" in text and "undefined — no overlap" in text and "FID not available" in text
+    assert "jpeg *(not matched)*" in text and "| vlic | undefined (1) |" in text and "(1) no overlap." in text
+    assert "FID not available" in text
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\nold\n{END}\noutro\n")
     results = tmp_path / "eval.json"

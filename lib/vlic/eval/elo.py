@@ -43,11 +43,8 @@ def _validate(comparisons: Iterable) -> list[tuple[str, str, float]]:
     return out
 
 
-def bradley_terry(comparisons: Iterable, prior: float = 0.01) -> dict[str, float]:
-    """Bradley–Terry strengths θ (natural-log scale, mean 0) by MAP estimation."""
-    comps = _validate(comparisons)
-    players, a, b, s = _index(comps)
-    n = len(players)
+def _fit(n: int, a: np.ndarray, b: np.ndarray, s: np.ndarray, prior: float) -> np.ndarray:
+    """MAP Bradley–Terry strengths of players 0..n−1 from index arrays (mean 0)."""
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         d = theta[a] - theta[b]
@@ -58,8 +55,14 @@ def bradley_terry(comparisons: Iterable, prior: float = 0.01) -> dict[str, float
         return float(nll.sum() + 0.5 * prior * theta @ theta), grad
 
     res = minimize(loss, np.zeros(n), jac=True, method="L-BFGS-B", options={"maxiter": 1000, "gtol": 1e-10})
-    theta = res.x - res.x.mean()
-    return dict(zip(players, theta.tolist()))
+    return res.x - res.x.mean()
+
+
+def bradley_terry(comparisons: Iterable, prior: float = 0.01) -> dict[str, float]:
+    """Bradley–Terry strengths θ (natural-log scale, mean 0) by MAP estimation."""
+    comps = _validate(comparisons)
+    players, a, b, s = _index(comps)
+    return dict(zip(players, _fit(len(players), a, b, s, prior).tolist()))
 
 
 def elo_ratings(comparisons: Iterable, prior: float = 0.01) -> dict[str, float]:
@@ -87,13 +90,14 @@ def elo_bootstrap(comparisons: Iterable, n_boot: int = 1000, seed: int = 0, prio
         _, inv = np.unique(labels, return_inverse=True)
         order = np.argsort(inv, kind="stable")
         groups = np.split(order, np.cumsum(np.bincount(inv))[:-1])
+    players, a, b, s = _index(comps)
     draws = {p: [] for p in point}
     for _ in range(n_boot):
         idx = np.concatenate([groups[g] for g in rng.integers(0, len(groups), len(groups))])
-        r = elo_ratings([comps[k] for k in idx], prior)
-        for p in point:
-            if p in r:
-                draws[p].append(r[p])
+        present = np.unique(np.concatenate([a[idx], b[idx]]))  # players absent from a resample get no rating
+        theta = _fit(len(present), np.searchsorted(present, a[idx]), np.searchsorted(present, b[idx]), s[idx], prior)
+        for k, t in zip(present, theta):
+            draws[players[k]].append(1000.0 + ELO_SCALE * t)
     q = (1 - level) / 2
     return {
         p: {"elo": point[p], "ci_low": float(np.quantile(v, q)), "ci_high": float(np.quantile(v, 1 - q))}

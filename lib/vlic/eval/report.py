@@ -55,11 +55,28 @@ def render_table(results: dict) -> str:
                           for m, v in dpo["deltas"].items())]
     bd = results.get("bd_rate", [])
     if bd:
-        lines += ["", "**BD-rate** (%, negative = fewer bits than the anchor at equal quality):"]
-        for e in bd:
-            what = (f"{e['bd_rate']:+.1f} % [{e['ci_low']:+.1f}, {e['ci_high']:+.1f}]" if e["bd_rate"] is not None
-                    else f"undefined — {e['undefined']}")
-            lines.append(f"- {e['test']} vs {e['anchor']} ({labels.get(e['metric'], e['metric'])}): {what}")
+        bd_metrics = list(dict.fromkeys(e["metric"] for e in bd))
+        reasons: list[str] = []
+        for anchor in dict.fromkeys(e["anchor"] for e in bd):
+            entries = {(e["test"], e["metric"]): e for e in bd if e["anchor"] == anchor}
+            lines += ["", f"**BD-rate vs {anchor}** (%, negative = fewer bits at equal quality; bootstrap over photos):",
+                      "", "| codec | " + " | ".join(labels.get(m, m) for m in bd_metrics) + " |",
+                      "|---|" + "---|" * len(bd_metrics)]
+            for test in dict.fromkeys(t for t, _ in entries):
+                cells = []
+                for m in bd_metrics:
+                    e = entries.get((test, m))
+                    if e is None:
+                        cells.append("—")
+                    elif e["bd_rate"] is None:
+                        why = e["undefined"].split(";")[0].split(" (")[0]
+                        reasons += [why] if why not in reasons else []
+                        cells.append(f"undefined ({reasons.index(why) + 1})")
+                    else:
+                        cells.append(f"{e['bd_rate']:+.1f} [{e['ci_low']:+.1f}, {e['ci_high']:+.1f}]")
+                lines.append(f"| {test} | " + " | ".join(cells) + " |")
+        if reasons:
+            lines += [""] + [f"({k + 1}) {r}." for k, r in enumerate(reasons)]
     for judge, per_rate in results.get("elo", {}).items():
         for rp, ratings in per_rate.items():
             ranked = sorted(ratings.items(), key=lambda kv: -kv[1]["elo"])
