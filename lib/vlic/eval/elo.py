@@ -43,8 +43,9 @@ def _validate(comparisons: Iterable) -> list[tuple[str, str, float]]:
     return out
 
 
-def _fit(n: int, a: np.ndarray, b: np.ndarray, s: np.ndarray, prior: float) -> np.ndarray:
-    """MAP Bradley–Terry strengths of players 0..n−1 from index arrays (mean 0)."""
+def _fit(n: int, a: np.ndarray, b: np.ndarray, s: np.ndarray, prior: float, x0: np.ndarray | None = None) -> np.ndarray:
+    """MAP Bradley–Terry strengths of players 0..n−1 from index arrays (mean 0); ``x0`` warm-starts the (convex)
+    optimisation."""
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         d = theta[a] - theta[b]
@@ -54,7 +55,7 @@ def _fit(n: int, a: np.ndarray, b: np.ndarray, s: np.ndarray, prior: float) -> n
         grad = np.bincount(a, g_d, n) - np.bincount(b, g_d, n) + prior * theta
         return float(nll.sum() + 0.5 * prior * theta @ theta), grad
 
-    res = minimize(loss, np.zeros(n), jac=True, method="L-BFGS-B", options={"maxiter": 1000, "gtol": 1e-10})
+    res = minimize(loss, np.zeros(n) if x0 is None else x0, jac=True, method="L-BFGS-B", options={"maxiter": 1000, "gtol": 1e-10})
     return res.x - res.x.mean()
 
 
@@ -91,11 +92,13 @@ def elo_bootstrap(comparisons: Iterable, n_boot: int = 1000, seed: int = 0, prio
         order = np.argsort(inv, kind="stable")
         groups = np.split(order, np.cumsum(np.bincount(inv))[:-1])
     players, a, b, s = _index(comps)
+    theta_point = np.array([(point[p] - 1000.0) / ELO_SCALE for p in players])
     draws = {p: [] for p in point}
     for _ in range(n_boot):
         idx = np.concatenate([groups[g] for g in rng.integers(0, len(groups), len(groups))])
         present = np.unique(np.concatenate([a[idx], b[idx]]))  # players absent from a resample get no rating
-        theta = _fit(len(present), np.searchsorted(present, a[idx]), np.searchsorted(present, b[idx]), s[idx], prior)
+        theta = _fit(len(present), np.searchsorted(present, a[idx]), np.searchsorted(present, b[idx]), s[idx], prior,
+                     x0=theta_point[present])
         for k, t in zip(present, theta):
             draws[players[k]].append(1000.0 + ELO_SCALE * t)
     q = (1 - level) / 2
