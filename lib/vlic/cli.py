@@ -73,6 +73,21 @@ def _params_set_args(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_render_readme(args: argparse.Namespace) -> int:
+    from vlic.eval.report import render_readme
+
+    try:
+        same = render_readme(args.results, args.readme, check=args.check)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        raise UserError(str(e)) from None
+    if args.check:
+        print(f"{args.readme} agrees with {args.results}" if same else
+              f"{args.readme} disagrees with {args.results}: run `vlic eval render-readme`")
+        return 0 if same else 1
+    print(f"{args.readme} " + ("already up to date" if same else f"updated from {args.results}"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vlic",
@@ -112,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = nsub.add_parser("check", help="report notebooks with outputs, no parameters cell or a non-python3 kernel")
     p.add_argument("paths", nargs="+")
     p.set_defaults(func=_notebooks_check)
+
+    ev = sub.add_parser("eval", help="evaluation results")
+    esub = ev.add_subparsers(dest="eval_command", required=True, metavar="ACTION")
+    p = esub.add_parser("render-readme", help="render results/eval.json's table into README.md between its markers")
+    p.add_argument("--results", default="results/eval.json")
+    p.add_argument("--readme", default="README.md")
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 if README disagrees")
+    p.set_defaults(func=_eval_render_readme)
 
     from vlic.codec.cli import register as register_codec
 

@@ -43,11 +43,9 @@ def _validate(comparisons: Iterable) -> list[tuple[str, str, float]]:
     return out
 
 
-def bradley_terry(comparisons: Iterable, prior: float = 0.01) -> dict[str, float]:
-    """Bradley–Terry strengths θ (natural-log scale, mean 0) by MAP estimation."""
-    comps = _validate(comparisons)
-    players, a, b, s = _index(comps)
-    n = len(players)
+def _fit(n: int, a: np.ndarray, b: np.ndarray, s: np.ndarray, prior: float, x0: np.ndarray | None = None) -> np.ndarray:
+    """MAP Bradley–Terry strengths of players 0..n−1 from index arrays (mean 0); ``x0`` warm-starts the (convex)
+    optimisation."""
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         d = theta[a] - theta[b]
@@ -57,9 +55,15 @@ def bradley_terry(comparisons: Iterable, prior: float = 0.01) -> dict[str, float
         grad = np.bincount(a, g_d, n) - np.bincount(b, g_d, n) + prior * theta
         return float(nll.sum() + 0.5 * prior * theta @ theta), grad
 
-    res = minimize(loss, np.zeros(n), jac=True, method="L-BFGS-B", options={"maxiter": 1000, "gtol": 1e-10})
-    theta = res.x - res.x.mean()
-    return dict(zip(players, theta.tolist()))
+    res = minimize(loss, np.zeros(n) if x0 is None else x0, jac=True, method="L-BFGS-B", options={"maxiter": 1000, "gtol": 1e-10})
+    return res.x - res.x.mean()
+
+
+def bradley_terry(comparisons: Iterable, prior: float = 0.01) -> dict[str, float]:
+    """Bradley–Terry strengths θ (natural-log scale, mean 0) by MAP estimation."""
+    comps = _validate(comparisons)
+    players, a, b, s = _index(comps)
+    return dict(zip(players, _fit(len(players), a, b, s, prior).tolist()))
 
 
 def elo_ratings(comparisons: Iterable, prior: float = 0.01) -> dict[str, float]:
@@ -67,21 +71,36 @@ def elo_ratings(comparisons: Iterable, prior: float = 0.01) -> dict[str, float]:
     return {p: 1000.0 + ELO_SCALE * t for p, t in bradley_terry(comparisons, prior).items()}
 
 
-def elo_bootstrap(comparisons: Iterable, n_boot: int = 1000, seed: int = 0, prior: float = 0.01, level: float = 0.95):
+def elo_bootstrap(comparisons: Iterable, n_boot: int = 1000, seed: int = 0, prior: float = 0.01, level: float = 0.95,
+                  clusters=None):
     """Point ratings and percentile bootstrap CIs (comparisons resampled with replacement).
 
+    ``clusters`` (one label per comparison, e.g. the image patch all codecs were compared on) resamples whole
+    clusters instead of single comparisons, so the interval reflects the number of independent items.
     Returns ``{player: {"elo": r, "ci_low": lo, "ci_high": hi}}``.
     """
     comps = _validate(comparisons)
     point = elo_ratings(comps, prior)
     rng = np.random.default_rng(seed)
+    if clusters is None:
+        groups = [np.array([k]) for k in range(len(comps))]
+    else:
+        labels = np.asarray(clusters)
+        if labels.shape[0] != len(comps):
+            raise ValueError(f"{len(comps)} comparisons but {labels.shape[0]} cluster labels")
+        _, inv = np.unique(labels, return_inverse=True)
+        order = np.argsort(inv, kind="stable")
+        groups = np.split(order, np.cumsum(np.bincount(inv))[:-1])
+    players, a, b, s = _index(comps)
+    theta_point = np.array([(point[p] - 1000.0) / ELO_SCALE for p in players])
     draws = {p: [] for p in point}
     for _ in range(n_boot):
-        sample = [comps[k] for k in rng.integers(0, len(comps), len(comps))]
-        r = elo_ratings(sample, prior)
-        for p in point:
-            if p in r:
-                draws[p].append(r[p])
+        idx = np.concatenate([groups[g] for g in rng.integers(0, len(groups), len(groups))])
+        present = np.unique(np.concatenate([a[idx], b[idx]]))  # players absent from a resample get no rating
+        theta = _fit(len(present), np.searchsorted(present, a[idx]), np.searchsorted(present, b[idx]), s[idx], prior,
+                     x0=theta_point[present])
+        for k, t in zip(present, theta):
+            draws[players[k]].append(1000.0 + ELO_SCALE * t)
     q = (1 - level) / 2
     return {
         p: {"elo": point[p], "ci_low": float(np.quantile(v, q)), "ci_high": float(np.quantile(v, 1 - q))}

@@ -1,0 +1,178 @@
+"""Every codec of the study on the same held-out photos, as real files: bits per pixel from the bytes written,
+pixels from decoding those bytes.
+
+* **learned** codecs (:func:`learned_reconstructions`): a ``.vlic`` bitstream per photo, decoded with given noise
+  seeds (the codec's own path: entropy decoding, latent decoder, tiled sampling);
+* **classical** codecs (:func:`baseline_reconstructions`): JPEG/WebP/AVIF at the highest quality whose file fits a
+  target bpp (:class:`vlic.eval.baselines.BaselineCodec`). When even the lowest quality overshoots — Pillow's
+  codecs cannot go below ≈ 0.1 bpp on 512-px photos — the row keeps the nearest achievable rate and says
+  ``matched = False``; it is never presented as matched;
+* **downscale-then-code** (``<codec>-ds``): the standard way a classical codec reaches very low rates — Lanczos
+  downscale by the largest factor of ``scales`` at which the codec fits the budget (bits counted over the
+  *full-resolution* pixels), code, decode, Lanczos upscale back. A different codec, named as such.
+
+Rows are plain dicts (one per codec × rate point × photo × seed) and reconstructions are kept by the same key, so
+metrics, patches and figures all come from the same decoded pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+DOWNSCALES = (1.0, 0.75, 0.5, 0.375, 0.25, 0.1875, 0.125)
+
+
+@dataclass
+class Reconstructions:
+    """Decoded photos by key ``(codec, rate_point, photo, seed)`` and one row of facts per key."""
+
+    rows: list[dict] = field(default_factory=list)
+    pixels: dict[tuple, np.ndarray] = field(default_factory=dict)
+
+    def add(self, row: dict, px: np.ndarray) -> None:
+        key = (row["codec"], row["rate_point"], row["photo"], row["seed"])
+        if key in self.pixels:
+            raise ValueError(f"reconstruction {key} added twice")
+        self.rows.append(row)
+        self.pixels[key] = px
+
+    def extend(self, other: "Reconstructions") -> None:
+        for row in other.rows:
+            self.add(row, other.pixels[(row["codec"], row["rate_point"], row["photo"], row["seed"])])
+
+
+def learned_reconstructions(codecs: list[tuple[str, str, object]], photos: dict[str, np.ndarray], steps: int,
+                            seeds: tuple[int, ...], progress: bool = False) -> Reconstructions:
+    """``codecs``: (name, rate point, :class:`~vlic.codec.image_codec.ImageCodec`) triples. Each photo compressed
+    once per codec, decoded once per seed."""
+    out = Reconstructions()
+    for name, rate_point, codec in codecs:
+        for photo, px in tqdm(photos.items(), desc=name, disable=not progress):
+            z = codec.compress(px)
+            c, features, mean = codec.decode_condition(z.data, photo)
+            for seed in seeds:
+                t0 = time.perf_counter()
+                rec = codec.sample(c, features, mean, steps=steps, seed=seed)
+                out.add({"codec": name, "family": "learned", "rate_point": rate_point, "photo": photo, "seed": int(seed),
+                         "bpp": z.bpp, "bytes": z.bytes, "target_bpp": np.nan, "matched": True, "quality": np.nan,
+                         "scale": 1.0, "decode_seconds": time.perf_counter() - t0}, rec)
+    return out
+
+
+def _resize(px: np.ndarray, width: int, height: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(px).resize((width, height), Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def downscaled_compress(codec, px: np.ndarray, bpp: float, scales: tuple[float, ...] = DOWNSCALES):
+    """Downscale-then-code at the largest scale whose file fits ``bpp`` over the full-resolution pixel count.
+    Returns (bytes, reconstruction at full size, scale, quality, met_target)."""
+    H, W = px.shape[:2]
+    for k, s in enumerate(scales):
+        w, h = max(8, round(W * s)), max(8, round(H * s))
+        small = px if (w, h) == (W, H) else _resize(px, w, h)
+        # the budget in bits is fixed by the full-resolution image: bpp_small = bpp · (W·H) / (w·h)
+        r = codec.compress(small, bpp=bpp * W * H / (w * h))
+        if r.met_target or k == len(scales) - 1:
+            rec = codec.decompress(r.data)
+            rec = rec if (w, h) == (W, H) else _resize(rec, W, H)
+            return r.data, rec, (w / W), r.quality, r.met_target
+    raise AssertionError("unreachable")
+
+
+def baseline_reconstructions(photos: dict[str, np.ndarray], targets: dict[str, dict[str, float]],
+                             codecs: tuple[str, ...], downscale: bool = True,
+                             scales: tuple[float, ...] = DOWNSCALES) -> Reconstructions:
+    """``targets``: rate point → photo → target bpp. For every classical codec and rate point: the codec as it is
+    (matched or nearest achievable) and, if ``downscale``, its downscale-then-code variant ``<codec>-ds``."""
+    from vlic.eval.baselines import BaselineCodec
+
+    out = Reconstructions()
+    for name in codecs:
+        codec = BaselineCodec(name)
+        for rate_point, per_photo in targets.items():
+            for photo, px in photos.items():
+                if photo not in per_photo:
+                    raise KeyError(f"no target bpp for photo '{photo}' at rate point '{rate_point}'")
+                target = float(per_photo[photo])
+                n = px.shape[0] * px.shape[1]
+                r = codec.compress(px, bpp=target)
+                native = codec.decompress(r.data)
+                out.add({"codec": name, "family": "classical", "rate_point": rate_point, "photo": photo, "seed": 0,
+                         "bpp": r.bpp, "bytes": r.bytes, "target_bpp": target, "matched": bool(r.met_target),
+                         "quality": r.quality, "scale": 1.0, "decode_seconds": np.nan}, native)
+                if downscale:
+                    if r.met_target and scales[0] == 1.0:  # full size fits: the same file (and the same pixels object)
+                        data, rec, scale, q, met = r.data, native, 1.0, r.quality, True
+                    else:
+                        data, rec, scale, q, met = downscaled_compress(codec, px, target, scales)
+                    out.add({"codec": f"{name}-ds", "family": "classical, downscale-then-code", "rate_point": rate_point,
+                             "photo": photo, "seed": 0, "bpp": 8 * len(data) / n, "bytes": len(data),
+                             "target_bpp": target, "matched": bool(met), "quality": q, "scale": round(scale, 4),
+                             "decode_seconds": np.nan}, rec)
+    return out
+
+
+def cut_patches(px: np.ndarray, boxes: list[tuple[int, int]], size: int) -> list[np.ndarray]:
+    """``size``-pixel patches at top-left ``boxes`` (y, x); a box outside the photo is an error."""
+    H, W = px.shape[:2]
+    out = []
+    for y, x in boxes:
+        if y < 0 or x < 0 or y + size > H or x + size > W:
+            raise ValueError(f"patch box ({y}, {x}) of size {size} is outside the {W}×{H} photo")
+        out.append(px[y : y + size, x : x + size])
+    return out
+
+
+def compressai_status(model: str) -> str | None:
+    """None when CompressAI zoo model ``model`` (e.g. ``bmshj2018-hyperprior``) has weights in the torch hub cache,
+    else why not. Weights are never downloaded here."""
+    try:
+        import compressai.zoo  # noqa: F401
+    except ImportError:
+        return f"CompressAI {model} not available offline: the compressai package is not installed"
+    import torch
+    from pathlib import Path
+
+    found = sorted((Path(torch.hub.get_dir()) / "checkpoints").glob(f"{model}-*.pth.tar"))
+    if not found:
+        return (f"CompressAI {model} not available offline: no {model}-*.pth.tar in the torch hub cache "
+                "(never downloaded at run time)")
+    return None
+
+
+def compressai_reconstructions(model: str, qualities: tuple[int, ...], photos: dict[str, np.ndarray]) -> Reconstructions:
+    """A cached CompressAI zoo model at each quality: real strings (bpp from their bytes), decoded pixels.
+    Rate points are named ``q<quality>``; only qualities whose weights are cached are run."""
+    import torch
+    from pathlib import Path
+
+    reason = compressai_status(model)
+    if reason:
+        raise RuntimeError(reason)
+    from compressai.zoo import image_models
+
+    out = Reconstructions()
+    ckpts = Path(torch.hub.get_dir()) / "checkpoints"
+    for q in qualities:
+        if not list(ckpts.glob(f"{model}-{q}-*.pth.tar")):
+            continue
+        net = image_models[model](quality=q, pretrained=True).eval()
+        for photo, px in photos.items():
+            H, W = px.shape[:2]
+            x = torch.from_numpy(px).permute(2, 0, 1)[None].float() / 255
+            p = 64
+            xp = torch.nn.functional.pad(x, (0, (-W) % p, 0, (-H) % p), mode="replicate")
+            with torch.inference_mode():
+                enc = net.compress(xp)
+                rec = net.decompress(enc["strings"], enc["shape"])["x_hat"][:, :, :H, :W]
+            n_bytes = sum(len(s[0]) for s in enc["strings"])
+            out.add({"codec": f"compressai-{model}", "family": "learned (CompressAI)", "rate_point": f"q{q}",
+                     "photo": photo, "seed": 0, "bpp": 8 * n_bytes / (H * W), "bytes": n_bytes, "target_bpp": np.nan,
+                     "matched": True, "quality": q, "scale": 1.0, "decode_seconds": np.nan},
+                    (rec[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
+    return out

@@ -1,0 +1,135 @@
+"""From per-photo measurements to the chapter's tables: means with bootstrap intervals, BD-rates (or the reason one
+is undefined), the DPO-vs-pre-trained difference on identical photos, and Elo comparisons from per-patch distances.
+
+Intervals are percentile bootstraps over the *independent* units — photos for whole-photo metrics (several decoding
+seeds of a photo are averaged first), patches (all seeds and pairs of a patch together) for judged comparisons.
+With three holdout photos a photo-level interval is coarse; it is reported as what it is.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from vlic.eval.ratedistortion import bd_rate
+
+
+def mean_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and percentile-bootstrap interval of independent values (NaN interval for fewer than 2 values)."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0 or not np.all(np.isfinite(v)):
+        raise ValueError(f"mean_ci needs finite values, got {v.tolist()}")
+    if v.size < 2 or n_boot <= 0:
+        return float(v.mean()), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    boot = v[rng.integers(0, v.size, size=(int(n_boot), v.size))].mean(axis=1)
+    a = (1 - level) / 2
+    lo, hi = np.quantile(boot, [a, 1 - a])
+    return float(v.mean()), float(lo), float(hi)
+
+
+def per_photo(df: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Average decoding seeds: one row per (codec, rate_point, photo)."""
+    agg = {m: "mean" for m in ["bpp", *metrics]} | {"matched": "all", "family": "first", "target_bpp": "first"}
+    return df.groupby(["codec", "rate_point", "photo"], sort=False).agg(agg).reset_index()
+
+
+def results_table(df: pd.DataFrame, metrics: Sequence[str], n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """One row per (codec, rate point): mean bpp and metrics over photos with bootstrap intervals over photos."""
+    photos = per_photo(df, metrics)
+    rows = []
+    for (codec, rp), g in photos.groupby(["codec", "rate_point"], sort=False):
+        row = {"codec": codec, "rate_point": rp, "family": g["family"].iloc[0], "photos": len(g),
+               "matched": bool(g["matched"].all()), "target_bpp": float(g["target_bpp"].mean())}
+        for m in ["bpp", *metrics]:
+            mean, lo, hi = mean_ci(g[m].to_numpy(), n_boot, seed)
+            row |= {m: mean, f"{m}_ci_low": lo, f"{m}_ci_high": hi}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _matrices(photos: pd.DataFrame, codec: str, metric: str, higher_better: bool, names: np.ndarray):
+    """(photo × rate point) arrays of bpp and quality (negated when lower is better) for one codec."""
+    g = photos[photos.codec == codec]
+    bpp = g.pivot_table(index="photo", columns="rate_point", values="bpp").reindex(names)
+    q = g.pivot_table(index="photo", columns="rate_point", values=metric).reindex(names)
+    if bpp.isna().any().any() or q.isna().any().any():
+        raise ValueError(f"codec '{codec}' lacks {metric} at some rate point for some photo")
+    return bpp.to_numpy(), (q.to_numpy() if higher_better else -q.to_numpy())
+
+
+def _curve(bpp: np.ndarray, q: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The RD curve averaged over photo ``rows`` (duplicates count twice); rate points that produced the same
+    files on every photo (equal mean bpp) are one point."""
+    r, d = bpp[rows].mean(axis=0), q[rows].mean(axis=0)
+    order = np.argsort(r, kind="stable")
+    r, d = r[order], d[order]
+    keep = np.r_[True, np.diff(np.round(r, 6)) != 0]
+    return r[keep], d[keep]
+
+
+def bd_rate_entry(photos: pd.DataFrame, anchor: str, test: str, metric: str, higher_better: bool,
+                  n_boot: int = 1000, seed: int = 0) -> dict:
+    """BD-rate (%) of ``test`` vs ``anchor`` on the photo-averaged RD curves, with a bootstrap over photos; if it is
+    undefined (fewer than 2 rate points, no quality overlap, non-monotone curve) ``{"undefined": reason}``."""
+    names = np.array(sorted(photos.photo.unique()))
+    head = {"anchor": anchor, "test": test, "metric": metric}
+    try:
+        ma = _matrices(photos, anchor, metric, higher_better, names)
+        mt = _matrices(photos, test, metric, higher_better, names)
+        every = np.arange(len(names))
+        value = bd_rate(*_curve(*ma, every), *_curve(*mt, every))
+    except ValueError as e:
+        return head | {"bd_rate": None, "undefined": str(e)}
+    rng = np.random.default_rng(seed)
+    draws, failed, memo = [], 0, {}
+    for _ in range(int(n_boot)):
+        rows = np.sort(rng.integers(0, len(names), len(names)))
+        key = rows.tobytes()  # few photos → few distinct resamples: compute each once
+        if key not in memo:
+            try:
+                memo[key] = bd_rate(*_curve(*ma, rows), *_curve(*mt, rows))
+            except ValueError:
+                memo[key] = None
+        if memo[key] is None:
+            failed += 1
+        else:
+            draws.append(memo[key])
+    lo, hi = (np.quantile(draws, [0.025, 0.975]) if draws else (np.nan, np.nan))
+    return head | {"bd_rate": round(value, 3), "ci_low": round(float(lo), 3), "ci_high": round(float(hi), 3),
+                   "bootstrap_undefined": failed, "undefined": None}
+
+
+def paired_difference(photos: pd.DataFrame, a: str, b: str, rate_point: str, metrics: Sequence[str],
+                      n_boot: int = 2000, seed: int = 0) -> dict:
+    """Per-photo ``a − b`` at one rate point (same photos), mean and bootstrap interval over photos, per metric."""
+    pa = photos[(photos.codec == a) & (photos.rate_point == rate_point)].set_index("photo")
+    pb = photos[(photos.codec == b) & (photos.rate_point == rate_point)].set_index("photo")
+    common = sorted(set(pa.index) & set(pb.index))
+    if not common:
+        raise ValueError(f"'{a}' and '{b}' share no photo at rate point '{rate_point}'")
+    out = {}
+    for m in ["bpp", *metrics]:
+        mean, lo, hi = mean_ci((pa.loc[common, m] - pb.loc[common, m]).to_numpy(), n_boot, seed)
+        out[m] = {"delta": round(mean, 5), "ci_low": round(lo, 5), "ci_high": round(hi, 5)}
+    return out
+
+
+def pairwise_comparisons(distances: dict[str, np.ndarray], clusters: Sequence) -> tuple[list[tuple[str, str, float]], np.ndarray]:
+    """Every pair of players on every item, scored by which reconstruction is closer (``distances[player][i]``,
+    lower = closer; equal = draw). Returns (comparisons (a, b, score_a), cluster of each comparison)."""
+    players = list(distances)
+    n = len(clusters)
+    for p in players:
+        if len(distances[p]) != n:
+            raise ValueError(f"player '{p}' has {len(distances[p])} distances for {n} items")
+    comps, cl = [], []
+    for a, b in combinations(players, 2):
+        da, db = np.asarray(distances[a], float), np.asarray(distances[b], float)
+        score = np.where(da < db, 1.0, np.where(da > db, 0.0, 0.5))
+        comps += [(a, b, float(s)) for s in score]
+        cl += list(clusters)
+    return comps, np.asarray(cl)
