@@ -23,22 +23,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from vlic.codec.quality import ms_ssim_torch, psnr
+from vlic.judges.metric import METRICS
 
-# full-reference metrics on whole photos: name → (label, higher is better)
-FULL_REFERENCE = {
-    "psnr": ("PSNR (dB)", True),
-    "ms_ssim": ("MS-SSIM", True),
-    "ssim": ("SSIM", True),
-    "haarpsi": ("HaarPSI", True),
-    "gmsd": ("GMSD", False),
-    "ms_gmsd": ("MS-GMSD", False),
-    "fsim": ("FSIM", True),
-    "vsi": ("VSI", True),
-    "mdsi": ("MDSI", False),
-    "lpips_alex": ("LPIPS-Alex", False),
-    "lpips_vgg": ("LPIPS-VGG", False),
-    "dists": ("DISTS", False),
-}
+# full-reference metrics on whole photos: name → (label, higher is better), read off the judges' registry (one list
+# of metrics in the project): similarities and PSNR point up, distances down
+FULL_REFERENCE = {name: (spec.label + (" (dB)" if spec.kind == "psnr" else ""), spec.kind != "distance")
+                  for name, spec in METRICS.items()}
 # distribution metrics on sets of patches (lower is better)
 DISTRIBUTION = {"fid": "FID", "kid": "KID", "fd_dino": "FD-DINO"}
 HIGHER_IS_BETTER = {k: v[1] for k, v in FULL_REFERENCE.items()} | {k: False for k in DISTRIBUTION}
