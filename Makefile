@@ -22,9 +22,12 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # The stamp is remade when the package metadata changes, so `make install` is cheap when nothing changed.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The stamp also depends on the numerics module: `vlic numerics install` writes the start-up hook that pins the CPU
+# kernels (ATen/oneDNN/MKL capped at AVX2, fixed default threads) in every Python process of the venv.
+$(VENV)/.installed: pyproject.toml lib/vlic/numerics.py | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/vlic numerics install
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv and install the package, the notebooks' and the pipeline's tools

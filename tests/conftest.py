@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# Pinned numerics (vlic.numerics) before anything imports torch; the venv's start-up hook normally did this already.
+from vlic import numerics
+
+numerics.pin()
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Tests never reach a model hub: a test that needs downloaded weights must skip with a reason.

@@ -231,10 +231,21 @@ def test_render_table_and_readme_markers(tmp_path):
         update_readme("no markers", text)
 
 
-def test_readme_agrees_with_committed_results():
-    """The README's results table is exactly what results/eval.json renders to (`vlic eval render-readme`)."""
+def test_readme_agrees_with_committed_results(tmp_path):
+    """The README's results table is exactly what results/eval.json renders to (`vlic eval render-readme`).
+
+    Either the working tree's results (just re-rendered) or the committed ones (a rerun of the study on another
+    machine rewrites results/eval.json; the README still shows the committed run, which is what it was rendered from).
+    """
+    from vlic.reproduce import committed_json
+
     results = REPO / "results" / "eval.json"
     if not results.is_file():
         pytest.skip("results/eval.json not produced yet (dvc repro evaluate)")
-    assert render_readme(results, REPO / "README.md", check=True), \
-        "README.md disagrees with results/eval.json: run `vlic eval render-readme`"
+    candidates = [results]
+    committed = committed_json("results/eval.json", repo=REPO)
+    if committed is not None:
+        candidates.append(tmp_path / "eval_committed.json")
+        candidates[-1].write_text(json.dumps(committed))
+    assert any(render_readme(c, REPO / "README.md", check=True) for c in candidates), \
+        "README.md disagrees with results/eval.json (working tree and committed): run `vlic eval render-readme`"

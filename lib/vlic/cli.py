@@ -88,6 +88,37 @@ def _eval_render_readme(args: argparse.Namespace) -> int:
     return 0
 
 
+def _numerics_show(args) -> int:
+    from vlic import numerics
+
+    fp = numerics.fingerprint()
+    fp["hook_installed"] = numerics.hook_installed()
+    print_json(fp)
+    return 0
+
+
+def _numerics_install(args) -> int:
+    from vlic import numerics
+
+    path = numerics.install_hook(args.site_dir)
+    print(f"numerics pinned at start-up of every process of this environment ({path}); VLIC_NUMERICS=native turns it off")
+    return 0
+
+
+def _results_compare(args) -> int:
+    from vlic import reproduce
+
+    paths = args.paths or sorted(str(p) for p in Path("results").glob("*.json"))
+    cmp = reproduce.compare_with_committed(paths, rev=args.rev)
+    for name, old, new in cmp.differ[: args.max_lines]:
+        print(f"  {name}: {old!r} (committed) → {new!r}")
+    for name in cmp.missing[: args.max_lines]:
+        print(f"  {name}: only on one side")
+    verdict = "identical" if cmp.identical else f"{len(cmp.differ)} differ, {len(cmp.missing)} on one side only"
+    print(f"results vs {args.rev}: {cmp.compared} numbers compared (timings skipped), {verdict}")
+    return 0 if cmp.identical else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vlic",
@@ -135,6 +166,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readme", default="README.md")
     p.add_argument("--check", action="store_true", help="only compare; exit 1 if README disagrees")
     p.set_defaults(func=_eval_render_readme)
+
+    num = sub.add_parser("numerics", help="the pinned CPU numerics the study runs with (see vlic.numerics)")
+    nmsub = num.add_subparsers(dest="numerics_command", required=True, metavar="ACTION")
+    p = nmsub.add_parser("show", help="print this environment's numerics fingerprint (JSON)")
+    p.set_defaults(func=_numerics_show)
+    p = nmsub.add_parser("install", help="write the start-up hook that pins numerics in every process of this environment")
+    p.add_argument("--site-dir", help="site-packages folder (default: this interpreter's)")
+    p.set_defaults(func=_numerics_install)
+
+    res = sub.add_parser("results", help="compare the study's results with the committed ones")
+    rsub = res.add_subparsers(dest="results_command", required=True, metavar="ACTION")
+    p = rsub.add_parser("compare", help="every number of results/*.json vs git REV (timings skipped); exit 1 if any differs")
+    p.add_argument("paths", nargs="*", help="default: results/*.json")
+    p.add_argument("--rev", default="HEAD")
+    p.add_argument("--max-lines", type=int, default=20)
+    p.set_defaults(func=_results_compare)
 
     from vlic.codec.cli import register as register_codec
 

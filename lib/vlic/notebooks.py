@@ -97,3 +97,19 @@ def stage_parameters(stage: str, params: dict, dvc_yaml: str | Path = "dvc.yaml"
     for arg in re.findall(r'-y\s+"([^"]*)"', stages[stage]["cmd"]):
         out.update(yaml.safe_load(re.sub(r"\$\{([\w.]+)\}", value, arg)))
     return out
+
+
+def write_metrics(path: str | Path, metrics: dict, **json_kwargs: Any) -> Path:
+    """Write a chapter's results JSON (a DVC metrics file) with the numerics fingerprint it was computed under.
+
+    ``metrics["numerics"]`` is :func:`vlic.numerics.fingerprint`; ``vlic results compare`` skips it (and timings)
+    when it checks a rerun against the committed results.
+    """
+    import json
+
+    from vlic.numerics import fingerprint
+
+    path = Path(path)
+    json_kwargs.setdefault("indent", 2)
+    path.write_text(json.dumps({**metrics, "numerics": fingerprint()}, **json_kwargs) + "\n")
+    return path

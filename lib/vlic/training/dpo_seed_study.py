@@ -8,6 +8,12 @@ only ``seed`` changed and evaluates it exactly as the main run (same bitstreams,
 :func:`across_seeds` summarises the runs with a t-interval over seeds, the independent units of training
 randomness. Replicates run in parallel processes and resume from ``models/codec_dpo.resume/seed<k>/`` like the
 main run.
+
+One pre-trained codec is itself one draw: a pre-training with another seed — or the same seed on a machine whose
+floats differ in the last bit — is a slightly different model, and a recipe tuned on one model may not carry over.
+So a replicate names its pre-trained model too (``pretrain_seed``: 0 is chapter 02's ``codec_<rate>``, k > 0 its
+replicate ``replicates/codec_<rate>_seed<k>``), and :func:`two_level` reports the effect over pre-trained models × DPO seeds
+with the pre-trained models as the unit of the interval.
 """
 
 from __future__ import annotations
@@ -23,8 +29,16 @@ import pandas as pd
 from vlic.config import as_list
 
 
-def replicate(values: dict, seed: int) -> dict:
-    """Post-train with chapter 04's parameters ``values`` but ``seed``; return its held-out win-rates and bpp."""
+def pretrained_path(models_dir: str | Path, rate: str, pretrain_seed: int) -> Path:
+    """Chapter 02's checkpoint of ``rate`` for pre-training seed replicate ``pretrain_seed`` (0 = the main model)."""
+    if int(pretrain_seed) == 0:
+        return Path(models_dir) / f"codec_{rate}.safetensors"
+    return Path(models_dir) / "replicates" / f"codec_{rate}_seed{int(pretrain_seed)}.safetensors"
+
+
+def replicate(values: dict, seed: int, pretrain_seed: int = 0) -> dict:
+    """Post-train with chapter 04's parameters ``values`` but ``seed`` (DPO) from pre-trained model ``pretrain_seed``;
+    return its held-out win-rates and bpp."""
     import torch
 
     from vlic.codec.image_codec import ImageCodec
@@ -37,10 +51,20 @@ def replicate(values: dict, seed: int) -> dict:
     t0 = time.perf_counter()
     if int(values.get("threads", 0)):
         torch.set_num_threads(int(values["threads"]))
+    from vlic.codec.checkpoint import load
+
     setup = setup_dpo(**values)
+    resume = setup.resume_dir / f"seed{seed}"
+    if int(pretrain_seed):
+        base_path = pretrained_path(values["models_dir"], values["rate"], pretrain_seed)
+        if not base_path.is_file():
+            raise FileNotFoundError(f"no pre-trained replicate at {base_path}: set codec.replicate_seeds and run "
+                                    "`dvc repro pretrain`")
+        setup = dataclasses.replace(setup, base=load(base_path))
+        resume = setup.resume_dir / f"pretrain{int(pretrain_seed)}_seed{seed}"
     cfg = dataclasses.replace(setup.cfg, seed=int(seed))
     result = train_dpo(setup.base, list(setup.train_images.values()), setup.reward, cfg,
-                       resume_dir=setup.resume_dir / f"seed{seed}", reward_name=setup.reward.name, progress=False)
+                       resume_dir=resume, reward_name=setup.reward.name, progress=False)
     dpo = post_trained_checkpoint(setup.base, result, cfg)
     crops = Crops.load(Path(values["prepared_dir"]) / "holdout_crops.npz")
     base_codec = ImageCodec(setup.base)
@@ -51,7 +75,7 @@ def replicate(values: dict, seed: int) -> dict:
                               int(values["reward_seeds"]), int(values["reward_orders"]))
     rates = pd.DataFrame(bitstream_rates({"pretrained": base_codec, "dpo": ImageCodec(dpo)}, setup.holdout))
     bpp = rates.groupby("codec")["bpp"].mean()
-    row = {"seed": int(seed)}
+    row = {"pretrain_seed": int(pretrain_seed), "seed": int(seed), "base_fingerprint": setup.base.fingerprint}
     for name, w in win_rates(scored, ["training_judge", *setup.referee_names], int(values["bootstrap"]),
                              int(seed)).items():
         row.update({name: round(w.winrate, 4), f"{name}_ci_low": round(w.ci_low, 4),
@@ -64,13 +88,15 @@ def replicate(values: dict, seed: int) -> dict:
     return row
 
 
-def _replicate_job(job: tuple[dict, int]) -> dict:
+def _replicate_job(job: tuple) -> dict:
     return replicate(*job)
 
 
-def replicates(values: dict, seeds: Sequence[int], workers: int = 1) -> pd.DataFrame:
-    """:func:`replicate` for every seed, in ``workers`` parallel processes (one torch thread each, as configured)."""
-    jobs = [(dict(values), int(s)) for s in seeds]
+def replicates(values: dict, seeds: Sequence[int | tuple[int, int]], workers: int = 1) -> pd.DataFrame:
+    """:func:`replicate` for every DPO seed, or every ``(pretrain_seed, seed)`` pair, in ``workers`` parallel processes
+    (one torch thread each, as configured)."""
+    jobs = [(dict(values), int(s[1]), int(s[0])) if isinstance(s, (tuple, list)) else (dict(values), int(s), 0)
+            for s in seeds]
     if not jobs:
         return pd.DataFrame()
     if workers <= 1 or len(jobs) == 1:
@@ -98,3 +124,20 @@ def across_seeds(winrates: Sequence[float], level: float = 0.95) -> dict:
     return {"n": int(x.size), "mean": round(mean, 4), "sd": round(sd, 4), "ci_low": round(mean - half, 4),
             "ci_high": round(mean + half, 4), "min": round(float(x.min()), 4), "max": round(float(x.max()), 4),
             "above_half": int((x > 0.5).sum())}
+
+
+def two_level(runs: pd.DataFrame, value: str, group: str = "pretrain_seed", level: float = 0.95) -> dict:
+    """The mean of ``value`` over runs nested in ``group`` (pre-trained models), with a t-interval whose unit is the
+    group: the mean of each group's runs, then :func:`across_seeds` over the group means (balanced designs make this
+    the standard interval of a nested one-way random-effects mean). Also the spread within and between groups."""
+    if runs.empty:
+        raise ValueError("two_level needs at least one run")
+    means = runs.groupby(group)[value].mean()
+    out = across_seeds(means.to_numpy(), level)
+    within = runs.groupby(group)[value].std(ddof=1)
+    out.update({"groups": int(means.size), "runs": int(len(runs)), "runs_above_half": int((runs[value] > 0.5).sum()),
+                "group_means": {str(k): round(float(v), 4) for k, v in means.items()},
+                "sd_between_groups": round(float(means.std(ddof=1)), 4) if means.size > 1 else float("nan"),
+                "sd_within_groups": round(float(np.sqrt(np.nanmean(within.to_numpy() ** 2))), 4)
+                if within.notna().any() else float("nan")})
+    return out

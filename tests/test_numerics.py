@@ -1,0 +1,84 @@
+"""Pinned numerics: the pin overrides whatever kernels the caller's environment asked for, and results compare."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vlic import numerics, reproduce
+
+PROBE = r"""
+import hashlib, torch
+torch.manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.GELU(), torch.nn.Conv2d(16, 3, 3, padding=1))
+opt = torch.optim.AdamW(net.parameters(), lr=1e-2)
+x = torch.randn(4, 3, 24, 24)
+for _ in range(5):
+    loss = ((net(x) - x) ** 2).mean() + (net[0].weight @ net[0].weight.transpose(-1, -2)).abs().mean()
+    opt.zero_grad(); loss.backward(); opt.step()
+h = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in net.parameters())).hexdigest()[:16]
+print(h, torch.backends.cpu.get_cpu_capability())
+"""
+
+
+def _probe(extra_env: dict[str, str], pinned: bool) -> tuple[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in numerics.PINNED and k not in numerics.DEFAULT_THREADS}
+    env.update(extra_env)
+    env[numerics.SWITCH] = "pinned" if pinned else "native"
+    code = ("import vlic.numerics as n; n.pin()\n" if pinned else "") + PROBE
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    digest, capability = out.stdout.split()
+    return digest, capability
+
+
+@pytest.mark.skipif(not numerics._cpu_flags() >= {"avx2", "fma"}, reason="the pin targets x86-64 CPUs with AVX2")
+def test_pin_overrides_the_callers_kernel_choices():
+    reference = _probe({}, pinned=True)
+    assert reference[1] == "AVX2"
+    for hostile in ({"ATEN_CPU_CAPABILITY": "default"}, {"DNNL_MAX_CPU_ISA": "AVX512_CORE", "ONEDNN_MAX_CPU_ISA": "ALL"},
+                    {"MKL_CBWR": "COMPATIBLE"}):
+        assert _probe(hostile, pinned=True) == reference, hostile
+    # and without the pin the same program computes different floats (so the probe can tell kernels apart)
+    assert _probe({"ATEN_CPU_CAPABILITY": "default"}, pinned=False)[0] != reference[0]
+
+
+def test_pin_switch_and_defaults():
+    env: dict[str, str] = {"OMP_NUM_THREADS": "7"}
+    assert numerics.pin(env) and env["ATEN_CPU_CAPABILITY"] == "avx2" and env["OMP_NUM_THREADS"] == "7"
+    assert env["MKL_NUM_THREADS"] == "2"
+    off = {numerics.SWITCH: "native"}
+    assert not numerics.pin(off) and "ATEN_CPU_CAPABILITY" not in off
+
+
+def test_startup_hook_pins_a_fresh_interpreter(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    hook = numerics.install_hook(site)
+    assert hook.read_text() == numerics.hook_text()
+    code = f"import site, os; site.addsitedir({str(site)!r}); print(os.environ.get('ATEN_CPU_CAPABILITY'))"
+    env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+    env[numerics.SWITCH] = "pinned"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "avx2", out.stderr
+
+
+def test_fingerprint_is_recorded_and_stable():
+    a, b = numerics.fingerprint(), numerics.fingerprint()
+    assert a == b and len(a["id"]) == 12 and a["torch"] and "settings" in a
+
+
+def test_compare_skips_timings_and_finds_changed_numbers():
+    old = {"a": 1.0, "seconds": 3.2, "nested": {"win_rate": 0.61, "train_seconds": 5}, "rows": [1, 2, float("nan")],
+           "numerics": {"id": "x"}}
+    new = {"a": 1.0, "seconds": 9.9, "nested": {"win_rate": 0.62, "train_seconds": 7}, "rows": [1, 2, float("nan")],
+           "numerics": {"id": "y"}}
+    cmp = reproduce.compare(old, new)
+    assert cmp.compared == 5 and [d[0] for d in cmp.differ] == ["nested.win_rate"] and not cmp.missing
+    assert reproduce.compare(old, json.loads(json.dumps(old))).identical
+    assert reproduce.compare({"a": 1}, {"a": 1.0}).differ  # a type change is a change
+    assert reproduce.compare({"a": 1}, {"b": 1}).missing == ["a", "b"]
