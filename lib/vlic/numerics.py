@@ -83,7 +83,7 @@ def fingerprint() -> dict:
 
     flags = _cpu_flags()
     fields = {
-        "pinned": enabled(),
+        "pinned": all(os.environ.get(k) == v for k, v in PINNED.items()),
         "settings": {k: os.environ.get(k, "") for k in (*PINNED, *DEFAULT_THREADS)},
         "aten_capability": torch.backends.cpu.get_cpu_capability(),
         "machine": platform.machine(),
@@ -98,7 +98,8 @@ def fingerprint() -> dict:
 
 def hook_text() -> str:
     # A .pth line that starts with "import" is executed at interpreter start-up (site.py). Keep it one line, no torch.
-    return "import vlic.numerics as _n; _n.pin()\n"
+    # A missing or broken vlic must never stop Python from starting: the fingerprint then says "pinned": false.
+    return ('import sys; exec("try:\\n    import vlic.numerics as _n\\n    _n.pin()\\nexcept Exception:\\n    pass\\n")\n')
 
 
 def install_hook(site_dir: str | Path | None = None) -> Path:

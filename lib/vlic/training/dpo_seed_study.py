@@ -36,13 +36,15 @@ def pretrained_path(models_dir: str | Path, rate: str, pretrain_seed: int) -> Pa
     return Path(models_dir) / "replicates" / f"codec_{rate}_seed{int(pretrain_seed)}.safetensors"
 
 
-def replicate(values: dict, seed: int, pretrain_seed: int = 0) -> dict:
+def replicate(values: dict, seed: int, pretrain_seed: int = 0, on: str = "holdout") -> dict:
     """Post-train with chapter 04's parameters ``values`` but ``seed`` (DPO) from pre-trained model ``pretrain_seed``;
-    return its held-out win-rates and bpp."""
+    return its win-rates and bpp on the holdout photos (``on="holdout"``, chapter 04's patches) or on the validation
+    photos (``on="validation"``: ``values["validation_images"]``, left out of post-training; chapter 04's validation
+    patches) — where a recipe may be chosen."""
     import torch
 
     from vlic.codec.image_codec import ImageCodec
-    from vlic.data.splits import Crops
+    from vlic.data.splits import Crops, random_crops
     from vlic.eval.decoder_comparison import bitstream_rates, compare_on_same_bitstream
     from vlic.eval.heldout import crop_boxes, score_comparison, win_rates
     from vlic.training.dpo_setup import setup_dpo
@@ -55,25 +57,37 @@ def replicate(values: dict, seed: int, pretrain_seed: int = 0) -> dict:
 
     setup = setup_dpo(**values)
     resume = setup.resume_dir / f"seed{seed}"
+    if on == "validation":
+        if not setup.validation:
+            raise ValueError("on='validation' needs validation_images (training photos left out of post-training)")
+        # a search over recipes must not resume another recipe's run: key the scratch folder by the recipe
+        resume = setup.resume_dir / "validation" / _recipe_key(values) / f"pretrain{int(pretrain_seed)}_seed{seed}"
+    elif on != "holdout":
+        raise ValueError(f"on must be 'holdout' or 'validation', got {on!r}")
     if int(pretrain_seed):
         base_path = pretrained_path(values["models_dir"], values["rate"], pretrain_seed)
         if not base_path.is_file():
             raise FileNotFoundError(f"no pre-trained replicate at {base_path}: set codec.replicate_seeds and run "
                                     "`dvc repro pretrain`")
         setup = dataclasses.replace(setup, base=load(base_path))
-        resume = setup.resume_dir / f"pretrain{int(pretrain_seed)}_seed{seed}"
+        if on == "holdout":
+            resume = setup.resume_dir / f"pretrain{int(pretrain_seed)}_seed{seed}"
     cfg = dataclasses.replace(setup.cfg, seed=int(seed))
     result = train_dpo(setup.base, list(setup.train_images.values()), setup.reward, cfg,
                        resume_dir=resume, reward_name=setup.reward.name, progress=False)
     dpo = post_trained_checkpoint(setup.base, result, cfg)
     crops = Crops.load(Path(values["prepared_dir"]) / "holdout_crops.npz")
+    photos = setup.holdout
+    if on == "validation":  # chapter 04's validation patches: 32 random crops per photo, crop seed = seed + 1
+        photos = setup.validation
+        crops = random_crops(photos, int(crops.pixels.shape[1]), 32, seed=int(values["seed"]) + 1)
     base_codec = ImageCodec(setup.base)
-    paired = compare_on_same_bitstream(base_codec, {"dpo": dpo.model, "pretrained": setup.base.model}, setup.holdout,
-                                       crop_boxes(crops, setup.holdout), int(crops.pixels.shape[1]),
+    paired = compare_on_same_bitstream(base_codec, {"dpo": dpo.model, "pretrained": setup.base.model}, photos,
+                                       crop_boxes(crops, photos), int(crops.pixels.shape[1]),
                                        tuple(int(s) for s in as_list(values["eval_seeds"])), steps=cfg.sample_steps)
     scored = score_comparison(paired, setup.reward, setup.referee_names, setup.vlm, setup.cache,
                               int(values["reward_seeds"]), int(values["reward_orders"]))
-    rates = pd.DataFrame(bitstream_rates({"pretrained": base_codec, "dpo": ImageCodec(dpo)}, setup.holdout))
+    rates = pd.DataFrame(bitstream_rates({"pretrained": base_codec, "dpo": ImageCodec(dpo)}, photos))
     bpp = rates.groupby("codec")["bpp"].mean()
     row = {"pretrain_seed": int(pretrain_seed), "seed": int(seed), "base_fingerprint": setup.base.fingerprint}
     for name, w in win_rates(scored, ["training_judge", *setup.referee_names], int(values["bootstrap"]),
@@ -88,6 +102,14 @@ def replicate(values: dict, seed: int, pretrain_seed: int = 0) -> dict:
     return row
 
 
+def _recipe_key(values: dict) -> str:
+    import hashlib
+    import json
+
+    keep = {k: v for k, v in sorted(values.items()) if k not in ("threads", "robustness_workers", "checkpoint_every")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
 def _replicate_job(job: tuple) -> dict:
     return replicate(*job)
 
@@ -97,6 +119,25 @@ def replicates(values: dict, seeds: Sequence[int | tuple[int, int]], workers: in
     (one torch thread each, as configured)."""
     jobs = [(dict(values), int(s[1]), int(s[0])) if isinstance(s, (tuple, list)) else (dict(values), int(s), 0)
             for s in seeds]
+    return _run(jobs, workers)
+
+
+def recipe_search(values: dict, candidates: dict[str, dict], pretrain_seeds: Sequence[int], seeds: Sequence[int],
+                  workers: int = 1) -> pd.DataFrame:
+    """Every candidate recipe (name → parameter overrides of chapter 04's ``values``) × pre-trained model × DPO seed,
+    scored on the validation photos (``values["validation_images"]``) — never on the holdout. One row per run."""
+    jobs, names = [], []
+    for name, overrides in candidates.items():
+        for p in pretrain_seeds:
+            for d in seeds:
+                jobs.append(({**values, **overrides}, int(d), int(p), "validation"))
+                names.append(name)
+    table = _run(jobs, workers)
+    table.insert(0, "recipe", names)
+    return table
+
+
+def _run(jobs: list[tuple], workers: int) -> pd.DataFrame:
     if not jobs:
         return pd.DataFrame()
     if workers <= 1 or len(jobs) == 1:
