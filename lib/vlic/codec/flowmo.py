@@ -49,6 +49,13 @@ class FlowMoConfig:
     enable_mup: bool = True
     entropy_loss_weight: float = 0.0025
     commit_loss_weight: float = 0.000625
+    # training-only fields of FlowMo's config.model (kept so a FlowMo config round-trips; inference ignores them)
+    fix_initial_norms: bool = True
+    fix_norm_mode: str = "l2"
+    ema_decay: float = 0.9999
+    posttrain_sample: bool = False
+    posttrain_sample_enable_cfg: bool = False
+    posttrain_sample_k: int = 8
     # config.data.image_size
     image_size: int = 256
     # the DiT entry (FlowMo's DIT_ZOO["dit_b_4"]), before scaling by width / 4
