@@ -251,6 +251,10 @@ class FlowMoCodec:
         self.fingerprint = bytes.fromhex(checkpoint.fingerprint)
         self.batch = batch
         self.side = token_side(self.config)
+        ds = self.config.image_size // self.side
+        if ds * self.side != self.config.image_size or ds & (ds - 1):
+            raise ValueError(f"the .vlic container needs image_size / √code_length to be a power of two, got "
+                             f"{self.config.image_size} / {self.side}")
 
     @classmethod
     def from_file(cls, path: str | Path, config: FlowMoConfig | None = None) -> "FlowMoCodec":
