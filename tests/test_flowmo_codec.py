@@ -17,9 +17,9 @@ from PIL import Image
 from vlic.cli import main
 from vlic.codec.bitstream import parse
 from vlic.codec.flowmo import FlowMo, FlowMoConfig, FlowMoWeightsError, save_released_layout
-from vlic.codec.flowmo_codec import (FlowMoCheckpoint, FlowMoCodec, fit_token_prior, infer_config,
-                                     blended_velocity, load_codec_checkpoint, save_codec_checkpoint,
-                                     tile_boxes)
+from vlic.codec.flowmo_checkpoint import (FlowMoCheckpoint, infer_config, load_codec_checkpoint,
+                                          save_codec_checkpoint)
+from vlic.codec.flowmo_codec import FlowMoCodec, blended_velocity, fit_token_prior, tile_boxes
 from vlic.codec.image_codec import DecodeError
 
 # 256-px tiles like the released models, but narrow, shallow, patch 8 and 64 tokens × 4 bits so CPU tests stay fast

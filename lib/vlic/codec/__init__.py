@@ -7,6 +7,7 @@ Modules, one concept each: ``fsq`` (quantizer), ``autoencoder`` (encoder, latent
 
 FlowMo, the paper profile's base model: ``flowmo_layers`` (its double-stream transformer), ``flowmo`` (config, model,
 LFQ, sampler, strict loading of the released checkpoints), ``flowmo_check`` (golden-fixture proof),
+``flowmo_checkpoint`` (released .pth or FlowMo + fitted token prior, fingerprint),
 ``flowmo_codec`` (FlowMo tokens ⇄ .vlic, MultiDiffusion tiles), ``flowmo_download`` (released weights + sha256 lock),
 ``flowmo_cli`` (``vlic flowmo check``, ``vlic models download``).
 """

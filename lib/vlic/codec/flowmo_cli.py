@@ -49,7 +49,7 @@ def _models_download(args: argparse.Namespace) -> int:
 
 
 def is_flowmo_checkpoint(path) -> bool:
-    from vlic.codec.flowmo_codec import is_flowmo_checkpoint as check
+    from vlic.codec.flowmo_checkpoint import is_flowmo_checkpoint as check
 
     return check(path)
 
