@@ -272,7 +272,10 @@ def read_state_dict(path: str | Path, key: str | None = None) -> dict[str, torch
         except Exception as e:  # safetensors raises several types for a bad header / short file
             raise FlowMoWeightsError(f"'{path}' is not a readable safetensors file ({_first_line(e)})") from None
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        import zipfile
+
+        # memory-map zip-format files: a released .pth holds two copies of 0.95 B parameters, only one is used
+        obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as e:  # truncated zip, pickle with code, not a torch file …
         raise FlowMoWeightsError(f"'{path}' is not a readable FlowMo checkpoint ({_first_line(e)})") from None
     if not isinstance(obj, dict):

@@ -76,9 +76,12 @@ class FlowMoCodec:
     """The :class:`vlic.codec.image_codec.ImageCodec` interface (``compress`` → :class:`Compressed`, ``decompress``
     → uint8 pixels) for a FlowMo model."""
 
-    def __init__(self, checkpoint: FlowMoCheckpoint, batch: int = 8):
+    def __init__(self, checkpoint: FlowMoCheckpoint, batch: int = 8, device: str | torch.device = "auto"):
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
         self.checkpoint = checkpoint
-        self.model = checkpoint.model.eval()
+        self.model = checkpoint.model.eval().to(self.device)  # the token prior stays on the CPU, in float64
         self.prior64 = copy.deepcopy(checkpoint.prior).double().eval()
         self.fingerprint = bytes.fromhex(checkpoint.fingerprint)
         self.batch = batch
@@ -89,8 +92,8 @@ class FlowMoCodec:
                              f"{self.config.image_size} / {self.side}")
 
     @classmethod
-    def from_file(cls, path: str | Path, config: FlowMoConfig | None = None) -> "FlowMoCodec":
-        return cls(load_codec_checkpoint(path, config))
+    def from_file(cls, path: str | Path, config: FlowMoConfig | None = None, device: str = "auto") -> "FlowMoCodec":
+        return cls(load_codec_checkpoint(path, config), device=device)
 
     @property
     def config(self) -> FlowMoConfig:
@@ -132,7 +135,7 @@ class FlowMoCodec:
         bits = []
         for k in range(0, len(boxes), self.batch):
             crops = torch.cat([x[:, :, y : y + tile, xx : xx + tile] for y, xx in boxes[k : k + self.batch]])
-            bits.append(self.model.quantize(self.model.encode(crops))[1])
+            bits.append(self.model.quantize(self.model.encode(crops.to(self.device)))[1].cpu())
         return torch.cat(bits), boxes
 
     def _grid(self, n_rows: int, n_cols: int) -> tuple[int, int]:
@@ -209,13 +212,13 @@ class FlowMoCodec:
                               f"an untiled decode does not exist")
         bits, boxes = self.decode_bits(c, name)
         cfg = self.config
-        conditions = decoder_condition(bits_to_code(bits))
+        conditions = decoder_condition(bits_to_code(bits)).to(self.device)
         ch, cw = canvas(c.height, c.width, c.tile)
-        z = noise_like(torch.zeros(1, 3, ch, cw), seed)
+        z = noise_like(torch.zeros(1, 3, ch, cw), seed).to(self.device)  # drawn on the CPU: same noise on any device
         velocity = blended_velocity(self.model, boxes, c.tile, c.overlap if overlap is None else overlap, self.batch)
         x = rf_sample(velocity, z, conditions, steps or cfg.sample_steps, cfg.schedule,
                       cfg.cfg if cfg_scale is None else cfg_scale, cfg.cfg_interval)
-        return to_pixels(x[:, :, : c.height, : c.width].clamp(-1, 1))
+        return to_pixels(x[:, :, : c.height, : c.width].clamp(-1, 1).cpu())
 
 
 # --- fitting the token prior ---------------------------------------------------------------------------------------
