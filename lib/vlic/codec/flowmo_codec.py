@@ -14,9 +14,10 @@ weights ramping over the overlap margin, from one shared seeded noise image → 
 
 Models: a released FlowMo ``.pth`` (``--model flowmo_lo.pth``; the architecture is read off the tensor shapes, or
 from a ``<name>.json`` FlowMo config next to it) is coded with a *uniform* token prior — exactly one bit per bit,
-256 × context_dim bits per tile; a ``vlic-flowmo/1`` safetensors checkpoint (:func:`save_codec_checkpoint`) carries a
-token prior fitted to FlowMo's tokens (:func:`fit_token_prior`), which codes below that
-(:mod:`vlic.codec.flowmo_checkpoint`).
+256 × context_dim bits per tile; a ``vlic-flowmo/1`` safetensors checkpoint
+(:func:`vlic.codec.flowmo_checkpoint.save_codec_checkpoint`) carries a token prior fitted to FlowMo's tokens
+(:func:`fit_token_prior`), which codes below that. The model runs on the GPU when torch sees one; the token prior
+always runs on the CPU in float64, so encoder and decoder sides compute the same probabilities.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from vlic.codec.image_codec import MAX_PIXELS, Compressed, DecodeError, to_pixel
 from vlic.codec.prior import TokenPrior, empty_blocks, from_blocks, to_blocks, walk
 from vlic.codec.sampling import noise_like
 from vlic.codec.tiling import _ramp, tile_starts
+
 
 # --- tiles ---------------------------------------------------------------------------------------------------------
 
