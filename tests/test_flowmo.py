@@ -50,6 +50,8 @@ def test_the_whole_chain_reproduces_flowmo_from_pixels(tiny):
     assert torch.equal(cond, golden["decoder_condition"])
     assert cond[..., -1].eq(1).all() and null_condition(cond).eq(0).all()
     assert (samples - golden["samples_cfg"]).abs().max() <= TOLERANCE
+    t = golden["fm_t"].view(-1, 1, 1, 1)  # the flow-matching point: zt = (1 − t)·x + t·ε
+    assert ((1 - t) * golden["images"] + t * golden["fm_eps"] - golden["fm_zt"]).abs().max() <= TOLERANCE
 
 
 def test_the_fixture_checks_something(tiny):
