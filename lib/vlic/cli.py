@@ -186,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     from vlic.codec.cli import register as register_codec
 
     register_codec(sub)
+
+    from vlic.codec.flowmo_cli import register as register_flowmo  # vlic flowmo check, vlic models download
+
+    register_flowmo(sub)
     return parser
 
 

@@ -4,4 +4,10 @@ Modules, one concept each: ``fsq`` (quantizer), ``autoencoder`` (encoder, latent
 ``sampling`` (Euler sampler, CFG), ``tiling`` (MultiDiffusion), ``prior`` (causal transformer over tokens),
 ``bitstream`` (.vlic container, range coding), ``checkpoint`` (safetensors), ``image_codec`` (pixels ⇄ bytes),
 ``quality`` (PSNR, MS-SSIM), ``cli`` (``vlic compress | decompress | info``).
+
+FlowMo, the paper profile's base model: ``flowmo_layers`` (its double-stream transformer), ``flowmo`` (config, model,
+LFQ, sampler, strict loading of the released checkpoints), ``flowmo_check`` (golden-fixture proof),
+``flowmo_checkpoint`` (released .pth or FlowMo + fitted token prior, fingerprint),
+``flowmo_codec`` (FlowMo tokens ⇄ .vlic, MultiDiffusion tiles), ``flowmo_download`` (released weights + sha256 lock),
+``flowmo_cli`` (``vlic flowmo check``, ``vlic models download``).
 """

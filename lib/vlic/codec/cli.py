@@ -41,6 +41,10 @@ def _load_codec(path: Path, UserError):
     from vlic.codec.checkpoint import CheckpointError
     from vlic.codec.image_codec import ImageCodec
 
+    from vlic.codec.flowmo_cli import is_flowmo_checkpoint, load_flowmo_codec  # FlowMo .pth / vlic-flowmo files
+
+    if is_flowmo_checkpoint(path):
+        return load_flowmo_codec(path, UserError)
     try:
         return ImageCodec.from_file(path)
     except CheckpointError as e:
@@ -89,20 +93,22 @@ def _decompress(args) -> int:
         raise UserError(str(e)) from None
     path = Path(args.model) if args.model else _find_model(container.fingerprint, args.input, UserError)
     codec = _load_codec(path, UserError)
-    if args.steps < 1:
-        raise UserError(f"--steps must be ≥ 1, got {args.steps}")
+    steps = args.steps if args.steps is not None else getattr(codec, "default_steps", 1)
+    if steps < 1:
+        raise UserError(f"--steps must be ≥ 1, got {steps}")
+    cfg = args.cfg if args.cfg is not None else getattr(codec, "default_cfg", 1.0)
     try:
-        pixels = codec.decompress(container, steps=args.steps, seed=args.seed, cfg_scale=args.cfg,
+        pixels = codec.decompress(container, steps=steps, seed=args.seed, cfg_scale=cfg,
                                   tile=None if args.untiled else "file", name=args.input)
     except DecodeError as e:
         raise UserError(str(e)) from None
     save_png(pixels, args.output)
     if args.json:
-        print_json({"output": args.output, "width": container.width, "height": container.height, "steps": args.steps,
+        print_json({"output": args.output, "width": container.width, "height": container.height, "steps": steps,
                     "seed": args.seed, "seconds": round(time.perf_counter() - t0, 3), "model": str(path)})
     else:
         note = f" (source was {container.mode}; decoded as RGB)" if container.mode != "RGB" else ""
-        print(f"{args.output}: {container.width}×{container.height}, {args.steps} steps, seed {args.seed}{note}")
+        print(f"{args.output}: {container.width}×{container.height}, {steps} steps, seed {args.seed}{note}")
     return 0
 
 
@@ -143,9 +149,9 @@ def register(sub) -> None:
     p.add_argument("input", metavar="IN.vlic")
     p.add_argument("output", metavar="OUT.png")
     p.add_argument("--model", metavar="CKPT", help="codec checkpoint (default: the one under models/ that made the file)")
-    p.add_argument("--steps", type=int, default=1, help="Euler sampling steps (default: 1, as codec.sample_steps; more steps add detail only once the flow is well trained)")
+    p.add_argument("--steps", type=int, default=None, help="Euler sampling steps (default: the model's — 1 for the laptop codec, as codec.sample_steps; FlowMo: its config's sample_steps, 25)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
-    p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance scale (default: 1 = off)")
+    p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: 1 = off; FlowMo: its config's cfg, 1.5, inside its CFG interval)")
     p.add_argument("--untiled", action="store_true", help="run the flow network on the whole image at once")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_decompress)

@@ -32,7 +32,7 @@ class DownloadError(RuntimeError):
 class RemoteFile:
     url: str
     filename: str
-    sha256: str
+    sha256: str | None  # None: not published — the caller records the hash of the first download (see vlic.codec.flowmo_download)
     size: int | None = None
     extract: bool = False     # unpack (zip / tar.gz) into the collection folder after verifying
 
@@ -89,10 +89,11 @@ DATASETS: dict[str, tuple[RemoteFile, ...]] = {
 
 
 def fetch(remote: RemoteFile, dest_dir: Path, timeout: float = 60.0, chunk: int = 1 << 20) -> Path:
-    """Download ``remote`` into ``dest_dir`` (resuming a ``.part`` file) and verify size and SHA-256."""
+    """Download ``remote`` into ``dest_dir`` (resuming a ``.part`` file) and verify size and SHA-256. Without a pinned
+    SHA-256 an existing file is kept as it is and a new download must reach the server's Content-Length."""
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / remote.filename
-    if target.is_file() and sha256_of(target) == remote.sha256:
+    if target.is_file() and (remote.sha256 is None or sha256_of(target) == remote.sha256):
         return target
     part = target.with_name(target.name + ".part")
     have = part.stat().st_size if part.is_file() else 0
@@ -118,16 +119,17 @@ def fetch(remote: RemoteFile, dest_dir: Path, timeout: float = 60.0, chunk: int 
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise DownloadError(
-            f"cannot download {remote.filename} from {host} ({reason}); this dataset needs network access — "
+            f"cannot download {remote.filename} from {host} ({reason}); this download needs network access — "
             f"the laptop profile runs without it"
         ) from None
     size = part.stat().st_size
-    if remote.size is not None and size != remote.size:
+    expected = remote.size if remote.size is not None or remote.sha256 is not None else total
+    if expected is not None and size != expected:
         raise DownloadError(
-            f"{remote.filename}: got {size} bytes, expected {remote.size}; the partial file '{part}' is kept, rerun to resume"
+            f"{remote.filename}: got {size} bytes, expected {expected}; the partial file '{part}' is kept, rerun to resume"
         )
     got = sha256_of(part)
-    if got != remote.sha256:
+    if remote.sha256 is not None and got != remote.sha256:
         part.unlink()
         raise DownloadError(f"{remote.filename}: sha256 {got[:12]}… does not match the pinned {remote.sha256[:12]}…; deleted")
     part.replace(target)
