@@ -165,3 +165,24 @@ def test_the_trainer_runs_data_parallel_on_two_processes(tmp_path):
     assert all(torch.equal(r0["weights"][k], r1["weights"][k]) for k in r0["weights"])
     assert r0["judged"] > 0 and r1["judged"] > 0
     assert (tmp_path / "resume" / "rank1" / "state.pt").is_file()
+
+
+def test_two_level_interval_uses_pretrained_models_as_the_unit():
+    import pandas as pd
+    from scipy import stats
+
+    from vlic.training.dpo_seed_study import pretrained_path, two_level
+
+    runs = pd.DataFrame({"pretrain_seed": [0, 0, 0, 1, 1, 1, 2, 2, 2],
+                         "w": [0.60, 0.62, 0.64, 0.50, 0.52, 0.54, 0.70, 0.72, 0.74]})
+    s = two_level(runs, "w")
+    means = np.array([0.62, 0.52, 0.72])
+    half = stats.t.ppf(0.975, 2) * means.std(ddof=1) / np.sqrt(3)
+    assert s["groups"] == 3 and s["runs"] == 9 and s["n"] == 3
+    assert s["mean"] == pytest.approx(0.62) and s["ci_low"] == pytest.approx(0.62 - half, abs=1e-4)
+    assert s["sd_between_groups"] == pytest.approx(0.1, abs=1e-4) and s["sd_within_groups"] == pytest.approx(0.02, abs=1e-4)
+    # nine runs treated as independent would give a much narrower (wrong) interval
+    naive = across_seeds(runs["w"])
+    assert naive["ci_high"] - naive["ci_low"] < s["ci_high"] - s["ci_low"]
+    assert pretrained_path("models", "low", 0).as_posix() == "models/codec_low.safetensors"
+    assert pretrained_path("models", "low", 2).as_posix() == "models/replicates/codec_low_seed2.safetensors"
