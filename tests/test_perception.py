@@ -180,3 +180,14 @@ def test_registry_says_where_each_model_comes_from():
     assert LABELS["fd_effnet"] == "FD-EffNet"
     scores = NoReference(["niqe", "brisque"])(data.astronaut())
     assert scores["niqe"] == pytest.approx(8.817, abs=1e-3) and scores["brisque"] == pytest.approx(10.79, abs=1e-2)
+
+
+def test_distribution_difference_is_paired_and_signed():
+    from vlic.eval.metrics import distribution_difference
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(60, 8))
+    near, far = ref + 0.1 * rng.normal(size=ref.shape), ref + 2.0 * rng.normal(size=ref.shape) + 1
+    d = distribution_difference("fd_effnet", ref, near, far, n_boot=50)
+    assert d["delta"] < 0 and d["ci_high"] < 0
+    assert distribution_difference("kid_effnet", ref, far, near, n_boot=0)["delta"] > 0

@@ -301,3 +301,20 @@ def distribution_interval(name: str, f_ref: np.ndarray, f_rec: np.ndarray, n_boo
         out |= {"ci_low": float(np.quantile(boots, (1 - level) / 2)),
                 "ci_high": float(np.quantile(boots, (1 + level) / 2))}
     return out
+
+
+def distribution_difference(name: str, f_ref: np.ndarray, f_a: np.ndarray, f_b: np.ndarray, n_boot: int = 100,
+                            seed: int = 0, level: float = 0.95) -> dict[str, float]:
+    """metric(ref, a) − metric(ref, b) for three paired feature sets (the same patch positions), with a percentile
+    bootstrap interval from one draw of positions shared by all three: negative = ``a`` closer to the originals."""
+    f_ref, f_a, f_b = (np.asarray(f, np.float64) for f in (f_ref, f_a, f_b))
+    if not len(f_ref) == len(f_a) == len(f_b):
+        raise ValueError(f"paired feature sets differ in length: {len(f_ref)}, {len(f_a)}, {len(f_b)}")
+    diff = lambda i: distance_of_features(name, f_ref[i], f_a[i]) - distance_of_features(name, f_ref[i], f_b[i])
+    out = {"delta": diff(np.arange(len(f_ref))), "n": len(f_ref)}
+    if n_boot > 0:
+        rng = np.random.default_rng(seed)
+        boots = [diff(rng.integers(0, len(f_ref), len(f_ref))) for _ in range(n_boot)]
+        out |= {"ci_low": float(np.quantile(boots, (1 - level) / 2)),
+                "ci_high": float(np.quantile(boots, (1 + level) / 2))}
+    return out
