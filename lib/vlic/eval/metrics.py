@@ -15,9 +15,11 @@ reward, so it is left as it is. Both call ``piq.multi_scale_ssim``; they differ 
 ``size``-px patches and once more on the grid shifted by half a patch (:func:`hifid_patches`); the patches of all
 photos form one set, and the reconstructions' patches (same positions) the other. ``fd_effnet`` / ``kid_effnet`` use
 the 1280-d pooled EfficientNet-Lite0 feature of each patch, resized (bicubic) to ``input_size``² (:func:`effnet_features`).
-Intervals resample patch positions (paired, the same positions in both sets): a bootstrap, whose spread is what the
-chapter reports — with a few hundred patches the Fréchet distance is also biased upwards, so compare codecs with
-each other at equal patch count, not with published FIDs.
+Intervals resample patch positions (paired, the same positions in both sets). A resample repeats patches, which
+inflates a Fréchet distance (fewer distinct samples), so the percentile interval is shifted back by the bootstrap's
+bias estimate (mean of the resamples − value): a bias-corrected percentile bootstrap. With a few hundred patches
+the Fréchet distance itself is biased upwards too, so compare codecs with each other at equal patch count, not with
+published FIDs.
 
 **Offline only.** EfficientNet-Lite0, NIQE and BRISQUE load their parameters from installed packages
 (:mod:`vlic.perception`; :data:`SOURCES` says which). LPIPS and DISTS need backbone weights in the torch hub cache (:func:`vlic.judges.metric.availability`);
@@ -287,26 +289,32 @@ def distance_of_features(name: str, f_ref: np.ndarray, f_rec: np.ndarray) -> flo
 def distribution_interval(name: str, f_ref: np.ndarray, f_rec: np.ndarray, n_boot: int = 100, seed: int = 0,
                           level: float = 0.95) -> dict[str, float]:
     """Value of distribution metric ``name`` on paired feature sets (row i of both = the same patch position) and a
-    percentile bootstrap interval that resamples positions (the same draw for both sets)."""
+    bias-corrected percentile bootstrap interval that resamples positions (the same draw for both sets)."""
     f_ref, f_rec = np.asarray(f_ref, np.float64), np.asarray(f_rec, np.float64)
     if len(f_ref) != len(f_rec):
         raise ValueError(f"paired feature sets differ in length: {len(f_ref)} and {len(f_rec)}")
-    out = {"value": distance_of_features(name, f_ref, f_rec), "n": len(f_ref)}
+    value = distance_of_features(name, f_ref, f_rec)
+    out = {"value": value, "n": len(f_ref)}
     if n_boot > 0:
         rng = np.random.default_rng(seed)
-        boots = []
-        for _ in range(n_boot):
-            i = rng.integers(0, len(f_ref), len(f_ref))
-            boots.append(distance_of_features(name, f_ref[i], f_rec[i]))
-        out |= {"ci_low": float(np.quantile(boots, (1 - level) / 2)),
-                "ci_high": float(np.quantile(boots, (1 + level) / 2))}
+        boots = [distance_of_features(name, f_ref[i], f_rec[i])
+                 for i in (rng.integers(0, len(f_ref), len(f_ref)) for _ in range(n_boot))]
+        out |= _bias_corrected_interval(value, boots, level)
     return out
+
+
+def _bias_corrected_interval(value: float, boots: Sequence[float], level: float) -> dict[str, float]:
+    """Percentile interval of bootstrap values shifted by the bootstrap bias estimate (mean(boots) − value)."""
+    bias = float(np.mean(boots)) - value
+    return {"ci_low": float(np.quantile(boots, (1 - level) / 2)) - bias,
+            "ci_high": float(np.quantile(boots, (1 + level) / 2)) - bias}
 
 
 def distribution_difference(name: str, f_ref: np.ndarray, f_a: np.ndarray, f_b: np.ndarray, n_boot: int = 100,
                             seed: int = 0, level: float = 0.95) -> dict[str, float]:
-    """metric(ref, a) − metric(ref, b) for three paired feature sets (the same patch positions), with a percentile
-    bootstrap interval from one draw of positions shared by all three: negative = ``a`` closer to the originals."""
+    """metric(ref, a) − metric(ref, b) for three paired feature sets (the same patch positions), with a bias-corrected
+    percentile bootstrap interval from one draw of positions shared by all three: negative = ``a`` closer to the
+    originals."""
     f_ref, f_a, f_b = (np.asarray(f, np.float64) for f in (f_ref, f_a, f_b))
     if not len(f_ref) == len(f_a) == len(f_b):
         raise ValueError(f"paired feature sets differ in length: {len(f_ref)}, {len(f_a)}, {len(f_b)}")
@@ -315,6 +323,5 @@ def distribution_difference(name: str, f_ref: np.ndarray, f_a: np.ndarray, f_b: 
     if n_boot > 0:
         rng = np.random.default_rng(seed)
         boots = [diff(rng.integers(0, len(f_ref), len(f_ref))) for _ in range(n_boot)]
-        out |= {"ci_low": float(np.quantile(boots, (1 - level) / 2)),
-                "ci_high": float(np.quantile(boots, (1 + level) / 2))}
+        out |= _bias_corrected_interval(out["delta"], boots, level)
     return out
