@@ -29,10 +29,12 @@ DOWNSCALES = (1.0, 0.75, 0.5, 0.375, 0.25, 0.1875, 0.125)
 
 @dataclass
 class Reconstructions:
-    """Decoded photos by key ``(codec, rate_point, photo, seed)`` and one row of facts per key."""
+    """Decoded photos by key ``(codec, rate_point, photo, seed)`` and one row of facts per key; for learned codecs
+    also the deterministic mean head's reconstruction μ by ``(codec, rate_point, photo)`` (same file, no sampling)."""
 
     rows: list[dict] = field(default_factory=list)
     pixels: dict[tuple, np.ndarray] = field(default_factory=dict)
+    mean_heads: dict[tuple, np.ndarray] = field(default_factory=dict)
 
     def add(self, row: dict, px: np.ndarray) -> None:
         key = (row["codec"], row["rate_point"], row["photo"], row["seed"])
@@ -44,6 +46,7 @@ class Reconstructions:
     def extend(self, other: "Reconstructions") -> None:
         for row in other.rows:
             self.add(row, other.pixels[(row["codec"], row["rate_point"], row["photo"], row["seed"])])
+        self.mean_heads |= other.mean_heads
 
 
 def learned_reconstructions(codecs: list[tuple[str, str, object]], photos: dict[str, np.ndarray], steps: int,
@@ -55,6 +58,7 @@ def learned_reconstructions(codecs: list[tuple[str, str, object]], photos: dict[
         for photo, px in tqdm(photos.items(), desc=name, disable=not progress):
             z = codec.compress(px)
             c, features, mean = codec.decode_condition(z.data, photo)
+            out.mean_heads[(name, rate_point, photo)] = codec.mean_pixels(c, mean)
             for seed in seeds:
                 t0 = time.perf_counter()
                 rec = codec.sample(c, features, mean, steps=steps, seed=seed)

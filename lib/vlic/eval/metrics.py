@@ -1,5 +1,6 @@
-"""Quality metrics for the evaluation chapter: full-reference metrics on whole photos, distribution metrics (FID,
-KID, FD-DINO) on patches — and, for every metric that cannot run here, the reason, never a made-up number.
+"""Quality metrics for the evaluation chapter: full-reference metrics on whole photos, no-reference metrics (NIQE,
+BRISQUE) on whole photos, distribution metrics (FD/KID on EfficientNet-Lite0 features; FID, KID, FD-DINO) on
+patches — and, for every metric that cannot run here, the reason, never a made-up number.
 
 **Which MS-SSIM.** The evaluation uses :func:`vlic.codec.quality.ms_ssim` (its torch core, in float32): the standard five-scale MS-SSIM of
 Wang et al. (2003) with an 11-px Gaussian window, which is what the literature reports on whole photos (it drops
@@ -10,7 +11,18 @@ reward, so it is left as it is. Both call ``piq.multi_scale_ssim``; they differ 
 
 **Directions.** :data:`HIGHER_IS_BETTER` says which way each metric points; BD-rate and the figures use it.
 
-**Offline only.** LPIPS and DISTS need backbone weights in the torch hub cache (:func:`vlic.judges.metric.availability`);
+**Distribution metrics on patches (HiFiC's FID/256 convention).** Each photo is cut into non-overlapping
+``size``-px patches and once more on the grid shifted by half a patch (:func:`hifid_patches`); the patches of all
+photos form one set, and the reconstructions' patches (same positions) the other. ``fd_effnet`` / ``kid_effnet`` use
+the 1280-d pooled EfficientNet-Lite0 feature of each patch, resized (bicubic) to ``input_size``² (:func:`effnet_features`).
+Intervals resample patch positions (paired, the same positions in both sets). A resample repeats patches, which
+inflates a Fréchet distance (fewer distinct samples), so the percentile interval is shifted back by the bootstrap's
+bias estimate (mean of the resamples − value): a bias-corrected percentile bootstrap. With a few hundred patches
+the Fréchet distance itself is biased upwards too, so compare codecs with each other at equal patch count, not with
+published FIDs.
+
+**Offline only.** EfficientNet-Lite0, NIQE and BRISQUE load their parameters from installed packages
+(:mod:`vlic.perception`; :data:`SOURCES` says which). LPIPS and DISTS need backbone weights in the torch hub cache (:func:`vlic.judges.metric.availability`);
 FID and KID need ``torch-fidelity``'s Inception weights; FD-DINO needs a DINOv2 hub checkout and its weights. None
 of them is ever downloaded here: :func:`status` returns the reason, which the chapter writes into the results.
 """
@@ -24,15 +36,27 @@ import numpy as np
 
 from vlic.codec.quality import ms_ssim_torch, psnr
 from vlic.judges.metric import METRICS
+from vlic.perception import SOURCES as PERCEPTION_SOURCES
 
 # full-reference metrics on whole photos: name → (label, higher is better), read off the judges' registry (one list
 # of metrics in the project): similarities and PSNR point up, distances down
 FULL_REFERENCE = {name: (spec.label + (" (dB)" if spec.kind == "psnr" else ""), spec.kind != "distance")
                   for name, spec in METRICS.items()}
+# no-reference metrics of single photos (lower is better)
+NO_REFERENCE = {"niqe": "NIQE", "brisque": "BRISQUE"}
 # distribution metrics on sets of patches (lower is better)
-DISTRIBUTION = {"fid": "FID", "kid": "KID", "fd_dino": "FD-DINO"}
-HIGHER_IS_BETTER = {k: v[1] for k, v in FULL_REFERENCE.items()} | {k: False for k in DISTRIBUTION}
-LABELS = {k: v[0] for k, v in FULL_REFERENCE.items()} | dict(DISTRIBUTION)
+DISTRIBUTION = {"fd_effnet": "FD-EffNet", "kid_effnet": "KID-EffNet", "fid": "FID", "kid": "KID", "fd_dino": "FD-DINO"}
+HIGHER_IS_BETTER = ({k: v[1] for k, v in FULL_REFERENCE.items()} | {k: False for k in NO_REFERENCE}
+                    | {k: False for k in DISTRIBUTION})
+LABELS = {k: v[0] for k, v in FULL_REFERENCE.items()} | dict(NO_REFERENCE) | dict(DISTRIBUTION)
+# where each model comes from (the judges' registry for full-reference metrics)
+SOURCES = ({k: spec.source for k, spec in METRICS.items()} | {
+    "niqe": PERCEPTION_SOURCES["niqe"], "brisque": PERCEPTION_SOURCES["brisque"],
+    "fd_effnet": PERCEPTION_SOURCES["effnet_lite0"], "kid_effnet": PERCEPTION_SOURCES["effnet_lite0"],
+    "fid": "torch-fidelity's Inception-v3 weights from the torch hub cache (never downloaded here)",
+    "kid": "torch-fidelity's Inception-v3 weights from the torch hub cache (never downloaded here)",
+    "fd_dino": "DINOv2 ViT-L/14 checkout and weights from the torch hub cache (never downloaded here)",
+})
 
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"   # torch-fidelity's FID Inception
 DINO_REPO = "facebookresearch_dinov2_main"
@@ -51,6 +75,14 @@ def status(name: str) -> str | None:
         from vlic.judges.metric import availability
 
         return availability(name)
+    if name in NO_REFERENCE:
+        from vlic.perception import availability
+
+        return availability(name)
+    if name in ("fd_effnet", "kid_effnet"):
+        from vlic.perception import availability
+
+        return availability("effnet_lite0")
     if name in ("fid", "kid"):
         try:
             import torch_fidelity  # noqa: F401
@@ -66,7 +98,7 @@ def status(name: str) -> str | None:
         if missing:
             return f"FD-DINO not available offline: DINOv2 ({', '.join(missing)}) is not cached (never downloaded)"
         return None
-    return f"unknown metric '{name}'; known: {', '.join([*FULL_REFERENCE, *DISTRIBUTION])}"
+    return f"unknown metric '{name}'; known: {', '.join([*FULL_REFERENCE, *NO_REFERENCE, *DISTRIBUTION])}"
 
 
 class FullReference:
@@ -115,6 +147,26 @@ class FullReference:
         return out
 
 
+class NoReference:
+    """No-reference metrics (NIQE, BRISQUE) of whole photos; lower is better."""
+
+    def __init__(self, names: Sequence[str]):
+        unknown = [n for n in names if n not in NO_REFERENCE]
+        if unknown:
+            raise ValueError(f"unknown no-reference metrics {unknown}; known: {', '.join(NO_REFERENCE)}")
+        blocked = {n: status(n) for n in names if status(n)}
+        if blocked:
+            raise RuntimeError("; ".join(blocked.values()))
+        self.names = list(names)
+
+    def __call__(self, x: np.ndarray) -> dict[str, float]:
+        from vlic.perception.brisque import brisque
+        from vlic.perception.niqe import niqe
+
+        fns = {"niqe": niqe, "brisque": brisque}
+        return {n: fns[n](np.asarray(x, np.uint8)) for n in self.names}
+
+
 # ---- distribution metrics -------------------------------------------------------------------------------------------
 
 def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
@@ -124,6 +176,14 @@ def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
     if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1] or min(len(f1), len(f2)) < 2:
         raise ValueError(f"feature sets must be (N ≥ 2, D) with equal D, got {f1.shape} and {f2.shape}")
     mu1, mu2 = f1.mean(0), f2.mean(0)
+    (n1, d), n2 = f1.shape, len(f2)
+    if min(n1, n2) < d:
+        # fewer samples than dimensions: with centred X₁, X₂, the non-zero eigenvalues of Σ₁Σ₂ are the squared
+        # singular values of X₁X₂ᵀ/√((n₁−1)(n₂−1)), so Tr(Σ₁Σ₂)^½ is its nuclear norm — exact, and n×n, not D×D
+        x1, x2 = f1 - mu1, f2 - mu2
+        tr_sqrt = float(np.linalg.svd(x1 @ x2.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1)))
+        tr1, tr2 = (x1**2).sum() / (n1 - 1), (x2**2).sum() / (n2 - 1)
+        return float(((mu1 - mu2) ** 2).sum() + tr1 + tr2 - 2 * tr_sqrt)
     s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
     eig = np.linalg.eigvals(np.atleast_2d(s1) @ np.atleast_2d(s2))
     tr_sqrt = float(np.sqrt(np.clip(eig.real, 0, None)).sum())
@@ -154,12 +214,47 @@ def patch_features(feature_fn: Callable, patches: Sequence[np.ndarray], batch: i
     return np.concatenate(out)
 
 
-def feature_network(name: str) -> Callable:
-    """The cached feature network of distribution metric ``name`` (raises with :func:`status`'s reason if absent)."""
+def hifid_patches(px: np.ndarray, size: int) -> list[np.ndarray]:
+    """HiFiC's FID/256 patching at ``size``: the non-overlapping ``size``-px patches of the photo, then those of the
+    grid shifted by ``size // 2`` in both directions (row-major, the unshifted grid first)."""
+    H, W = px.shape[:2]
+    if size < 2 or min(H, W) < size:
+        raise ValueError(f"patch size {size} does not fit the {W}×{H} photo")
+    out = []
+    for off in (0, size // 2):
+        out += [px[y : y + size, x : x + size] for y in range(off, H - size + 1, size)
+                for x in range(off, W - size + 1, size)]
+    return out
+
+
+def effnet_features(input_size: int = 224) -> Callable:
+    """(B, 3, h, w) in [0, 1] → (B, 1280) pooled EfficientNet-Lite0 features, inputs resized (bicubic) to
+    ``input_size``² first (0 = as they are)."""
+    import torch
+    import torch.nn.functional as F
+
+    from vlic.perception import effnet
+
+    model = effnet.load()
+
+    def fn(x):
+        if input_size and x.shape[-2:] != (input_size, input_size):
+            x = F.interpolate(x, size=(input_size, input_size), mode="bicubic", align_corners=False).clamp(0, 1)
+        return model.pooled(x)
+
+    return fn
+
+
+def feature_network(name: str, input_size: int = 224) -> Callable:
+    """The feature network of distribution metric ``name`` (raises with :func:`status`'s reason if absent);
+    ``input_size`` only for the EfficientNet metrics."""
     reason = status(name)
     if reason:
         raise RuntimeError(reason)
     import torch
+
+    if name in ("fd_effnet", "kid_effnet"):
+        return effnet_features(input_size)
 
     if name in ("fid", "kid"):
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
@@ -183,4 +278,50 @@ def distribution_metric(name: str, feature_fn: Callable, originals: Sequence[np.
                         reconstructions: Sequence[np.ndarray]) -> float:
     """FID / FD-DINO (Fréchet distance) or KID between the features of original and reconstructed patches."""
     f_ref, f_rec = patch_features(feature_fn, originals), patch_features(feature_fn, reconstructions)
-    return kernel_distance(f_ref, f_rec) if name == "kid" else frechet_distance(f_ref, f_rec)
+    return distance_of_features(name, f_ref, f_rec)
+
+
+def distance_of_features(name: str, f_ref: np.ndarray, f_rec: np.ndarray) -> float:
+    """KID-type metrics (``kid``, ``kid_effnet``): kernel distance; the others: Fréchet distance."""
+    return kernel_distance(f_ref, f_rec) if name.startswith("kid") else frechet_distance(f_ref, f_rec)
+
+
+def distribution_interval(name: str, f_ref: np.ndarray, f_rec: np.ndarray, n_boot: int = 100, seed: int = 0,
+                          level: float = 0.95) -> dict[str, float]:
+    """Value of distribution metric ``name`` on paired feature sets (row i of both = the same patch position) and a
+    bias-corrected percentile bootstrap interval that resamples positions (the same draw for both sets)."""
+    f_ref, f_rec = np.asarray(f_ref, np.float64), np.asarray(f_rec, np.float64)
+    if len(f_ref) != len(f_rec):
+        raise ValueError(f"paired feature sets differ in length: {len(f_ref)} and {len(f_rec)}")
+    value = distance_of_features(name, f_ref, f_rec)
+    out = {"value": value, "n": len(f_ref)}
+    if n_boot > 0:
+        rng = np.random.default_rng(seed)
+        boots = [distance_of_features(name, f_ref[i], f_rec[i])
+                 for i in (rng.integers(0, len(f_ref), len(f_ref)) for _ in range(n_boot))]
+        out |= _bias_corrected_interval(value, boots, level)
+    return out
+
+
+def _bias_corrected_interval(value: float, boots: Sequence[float], level: float) -> dict[str, float]:
+    """Percentile interval of bootstrap values shifted by the bootstrap bias estimate (mean(boots) − value)."""
+    bias = float(np.mean(boots)) - value
+    return {"ci_low": float(np.quantile(boots, (1 - level) / 2)) - bias,
+            "ci_high": float(np.quantile(boots, (1 + level) / 2)) - bias}
+
+
+def distribution_difference(name: str, f_ref: np.ndarray, f_a: np.ndarray, f_b: np.ndarray, n_boot: int = 100,
+                            seed: int = 0, level: float = 0.95) -> dict[str, float]:
+    """metric(ref, a) − metric(ref, b) for three paired feature sets (the same patch positions), with a bias-corrected
+    percentile bootstrap interval from one draw of positions shared by all three: negative = ``a`` closer to the
+    originals."""
+    f_ref, f_a, f_b = (np.asarray(f, np.float64) for f in (f_ref, f_a, f_b))
+    if not len(f_ref) == len(f_a) == len(f_b):
+        raise ValueError(f"paired feature sets differ in length: {len(f_ref)}, {len(f_a)}, {len(f_b)}")
+    diff = lambda i: distance_of_features(name, f_ref[i], f_a[i]) - distance_of_features(name, f_ref[i], f_b[i])
+    out = {"delta": diff(np.arange(len(f_ref))), "n": len(f_ref)}
+    if n_boot > 0:
+        rng = np.random.default_rng(seed)
+        boots = [diff(rng.integers(0, len(f_ref), len(f_ref))) for _ in range(n_boot)]
+        out |= _bias_corrected_interval(out["delta"], boots, level)
+    return out

