@@ -2,8 +2,8 @@
 reward combination and watch which pairs it accepts and how often it agrees with ground truth.
 
 Everything the widget shows is made here as plain values, so tests drive it without a browser: the pair is a PNG
-(:func:`pair_figure` rendered by :func:`figure_png`, sent as bytes to a ``widgets.Image`` — never ``plt.show()`` inside
-an ``Output``), the verdicts are a table (:func:`verdict_table`) rendered as HTML with the whole rationale wrapped,
+(:func:`pair_png`, sent as bytes to a ``widgets.Image`` — never ``plt.show()`` inside an ``Output``, which
+sent a blank figure first), the verdicts are a table (:func:`verdict_table`) rendered as HTML with the whole rationale wrapped,
 and :func:`summary_figure` is what the summary panel shows (current setting highlighted) and what the headless notebook
 saves.
 
@@ -91,19 +91,33 @@ def decision_text(label: int, reason: str | None) -> str:
     return "A" if label < 0 else "B" if label > 0 else f"discard ({reason})"
 
 
-def pair_figure(pairs: TwoAFCSet, i: int, zoom_factor: int = 1, title: str = "", panel_px: int = 224) -> Figure:
-    """Reference, A (p0) and B (p1) of pair ``i`` side by side, zoomed into the centre (a pyplot-free Figure)."""
-    inch = panel_px / 100
-    fig = Figure(figsize=(3 * inch + 0.3, inch + 0.75), dpi=100)
-    axes = fig.subplots(1, 3)
-    for ax, img, name in zip(axes, (pairs.ref[i], pairs.p0[i], pairs.p1[i]), ("reference", "A (p0)", "B (p1)")):
-        ax.imshow(zoom(img, zoom_factor), interpolation="nearest")
-        ax.set_title(name, fontsize=10)
-        ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+def pair_png(pairs: TwoAFCSet, i: int, zoom_factor: int = 1, panel_px: int = 224) -> bytes:
+    """Reference, A (p0) and B (p1) of pair ``i`` side by side as one PNG, each panel enlarged by nearest neighbour to
+    about ``panel_px`` (pixels stay pixels) after zooming into the centre, with its name above it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    panels = []
+    for img in (pairs.ref[i], pairs.p0[i], pairs.p1[i]):
+        z = zoom(np.asarray(img), zoom_factor)
+        scale = max(1, panel_px // max(z.shape[:2]))
+        panels.append(Image.fromarray(z).resize((z.shape[1] * scale, z.shape[0] * scale), Image.Resampling.NEAREST))
+    gap, head = 12, 26
+    width = sum(p.width for p in panels) + gap * (len(panels) + 1)
+    height = max(p.height for p in panels) + head + gap
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=16)
+    except TypeError:  # Pillow < 10.1: fixed-size bitmap font
+        font = ImageFont.load_default()
+    x = gap
+    for panel, name in zip(panels, ("reference", "A (p0)", "B (p1)")):
+        draw.text((x + panel.width // 2, head // 2), name, fill="black", font=font, anchor="mm")
+        canvas.paste(panel, (x, head))
+        x += panel.width + gap
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 # --- verdicts --------------------------------------------------------------------------------------------------------
@@ -349,8 +363,7 @@ class RewardExplorer:
         decision = decision_text(int(combo.label[i]), combo.reason[i])
         self.pair_title.value = (f"<b>pair {i}</b> ({html.escape(str(p.family[i]))}, id {html.escape(str(p.ids[i]))}; "
                                  f"{where}) · this reward says <b>{html.escape(decision)}</b>{truth}")
-        fig = pair_figure(p, i, self.w_zoom.value, f"pair {i}: reward says {decision}", self.display_px)
-        self.pair_image.value = figure_png(fig)
+        self.pair_image.value = pair_png(p, i, self.w_zoom.value, self.display_px)
         self.verdict_rows = verdict_table(self.runs, i, v)
         self.verdicts.value = verdict_html(self.verdict_rows, v)
 
