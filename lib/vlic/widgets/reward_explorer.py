@@ -21,6 +21,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from vlic.data.twoafc import TwoAFCSet
 from vlic.judges.ensemble import JudgeRun, combine
@@ -164,7 +165,8 @@ def verdict_table(runs: Mapping[str, JudgeRun], pair: int, variant: RewardVarian
 
 def verdict_html(table: pd.DataFrame, variant: RewardVariant) -> str:
     """The verdict table as HTML: rationale whole and wrapped, rows of judges outside the reward greyed."""
-    setting = (f"seeds 0…{variant.seeds - 1}, {'both orders' if variant.orders == 2 else 'order A,B only'}"
+    seeds = "seed 0" if variant.seeds == 1 else f"seeds 0–{variant.seeds - 1}"
+    setting = (f"{seeds}, {'both orders' if variant.orders == 2 else 'order A,B only'}"
                if variant.stochastic else "deterministic judges: one verdict each")
     head = "".join(f"<th style='text-align:left;padding:2px 6px'>{html.escape(c)}</th>" for c in
                    ("judge", "in this reward", "seed", "shown", "rating", "prefers", "judge verdict", "rationale"))
@@ -254,8 +256,9 @@ def summary_figure(table: pd.DataFrame, highlight: RewardVariant | str | None = 
         fig.suptitle(f"red ring = current setting: {h['label']}", fontsize=10, color="red")
     n_pairs = int(table["n_pairs"].iloc[0]) if len(table) else 0
     ax_kept.set(xlabel="seeds n", ylabel=f"accepted pairs (of {n_pairs})", xticks=seeds, xlim=(x_lo, x_hi))
+    ax_kept.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.set(xlabel="seeds n", xticks=seeds, xlim=(x_lo, x_hi),
-               ylabel="accuracy of accepted pairs (95 % CI)" if truth else "self-consistency (no ground truth here)")
+               ylabel="accuracy of accepted (95 % CI)" if truth else "self-consistency (no ground truth)")
     for ax in (ax_kept, ax_acc):
         ax.tick_params(labelsize=9)
         ax.grid(alpha=0.3)
