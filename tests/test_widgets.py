@@ -67,7 +67,7 @@ COMBINATIONS = ["unanimous", "vlm", "lpips", "majority"]
 @pytest.fixture(scope="module")
 def explorer_inputs():
     from vlic.judges.reward_variants import grid
-    from vlic.widgets.reward_explorer import summary_table
+    from vlic.widgets.reward_figures import summary_table
 
     s = _pairs()
     runs = {j: run_judge(make_judge(j), s.ref, s.p0, s.p1, seeds=6, orders=2)
@@ -118,7 +118,7 @@ def test_verdict_table_follows_the_seeds_and_orders_setting(explorer):
 
 
 def test_verdict_table_undoes_the_shown_order_and_keeps_the_whole_rationale(explorer):
-    from vlic.widgets.reward_explorer import _prefers
+    from vlic.widgets.verdicts import _prefers
 
     assert (_prefers(5.0, 1), _prefers(-5.0, 1), _prefers(-2.0, 0), _prefers(3.0, 0)) == ("A", "B", "A", "B")
     assert _prefers(0.0, 1) == "tie" and _prefers(float("nan"), 0) == "failed"
@@ -159,7 +159,7 @@ def test_accepted_pairs_only_steps_through_accepted_pairs_in_step_with_the_slide
 
 
 def test_options_say_what_runs_and_summary_highlights_the_current_setting(explorer):
-    from vlic.widgets.reward_explorer import matches
+    from vlic.widgets.reward_figures import matches
 
     labels = dict((v, k) for k, v in explorer.w_combo.options)
     assert "MS-SSIM" in labels["lpips"] and "stand-in" in labels["lpips"]
@@ -179,7 +179,7 @@ def test_options_say_what_runs_and_summary_highlights_the_current_setting(explor
 
 def test_summary_figure_is_a_sane_size_for_a_large_grid(explorer_inputs):
     from vlic.judges.reward_variants import grid
-    from vlic.widgets.reward_explorer import figure_png, summary_figure
+    from vlic.widgets.reward_figures import figure_png, summary_figure
 
     s, runs, table = explorer_inputs
     variants = grid(COMBINATIONS, [1, 2, 3], [1, 2], ROLES, [ROLES.vlm], direct=False)
