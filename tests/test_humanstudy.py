@@ -109,13 +109,14 @@ def test_widget_buttons_and_keys_record_answers(tmp_path):
 
     seen = []
     widget = HumanStudyWidget(HumanStudy(tmp_path, "kim", pairs=_pairs(3)), display=32, on_answer=seen.append)
-    assert widget.ref.value[:4] == b"\x89PNG"
+    widget.start_button.click()                        # the first pair (and its clock) appears on Start
+    assert bytes(widget.ref.value[:4]) == b"\x89PNG"
     widget.left_button.click()
     widget.handle_key({"type": "keydown", "key": "ArrowRight"})
     widget.handle_key({"type": "keydown", "key": "x"})  # ignored
     widget.handle_key({"type": "keydown", "key": "1"})
     assert [r["choice"] for r in seen] == ["left", "right", "left"]
-    assert widget.left_button.disabled and "Done" in widget.status.value
+    assert widget.left_button.disabled and "Done" in widget.status.value and widget.ref.value == b""
     assert len(read_answers(tmp_path)) == 3
 
 

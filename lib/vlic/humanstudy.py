@@ -10,7 +10,11 @@ A study lives in one folder::
 
 Each rater sees the pairs in their own random order, and for every pair p0/p1 are put left/right at random
 (blinded: nothing on screen says which codec is which). Every answer is appended and flushed to disk at once, so an
-interrupted session resumes where it stopped — :class:`HumanStudy` skips what the rater already answered.
+interrupted session resumes where it stopped — :class:`HumanStudy` skips what the rater already answered. A mis-click
+is taken back with :meth:`HumanStudy.undo` (the rater's last answer leaves ``answers.csv`` and the pair is asked again).
+
+Timing: ``seconds`` runs from the moment the pair was put on screen. The widget starts the clock of the first pair
+only when the rater presses *Start* (:meth:`HumanStudy.start_clock`), so loading the notebook is not counted.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import csv
 import hashlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -98,6 +102,30 @@ class HumanStudy:
         self._current = Trial(i, self.pairs.family[i], self.pairs.ids[i], left, self.pairs.ref[i], l_img, r_img, time.perf_counter())
         return self._current
 
+    def start_clock(self) -> Trial | None:
+        """Restart the timing of the pair on screen (call when it is really shown, e.g. after a Start button)."""
+        trial = self.next_trial()
+        if trial is not None:
+            self._current = replace(trial, shown_at=time.perf_counter())
+        return self._current
+
+    def undo(self) -> dict | None:
+        """Take back this rater's last answer: it leaves ``answers.csv`` (and the pair's judge file), and that pair is
+        the next one asked again. Returns the removed row, or None when the rater has no answer to take back."""
+        answers = read_answers(self.dir)
+        mine = answers.index[answers["rater"] == self.rater]
+        if not len(mine):
+            return None
+        last = int(mine[-1])
+        row = answers.loc[last].to_dict()
+        self._rewrite(answers.drop(index=last))
+        self._update_judge(str(row["family"]), str(row["id"]))
+        i = next(k for k in range(len(self.pairs)) if (self.pairs.family[k], self.pairs.ids[k]) == (row["family"], row["id"]))
+        self._queue = [i] + [k for k in self._queue if k != i]
+        self._current = None
+        self.answered -= 1
+        return row
+
     def answer(self, choice: str) -> dict:
         """Record that the rater found the ``"left"`` or ``"right"`` image closer to the reference."""
         if choice not in ("left", "right"):
@@ -133,11 +161,21 @@ class HumanStudy:
             f.flush()
             os.fsync(f.fileno())
 
+    def _rewrite(self, answers: pd.DataFrame) -> None:
+        tmp = self.answers_path.with_name(self.answers_path.name + ".tmp")
+        answers[ANSWER_COLUMNS].to_csv(tmp, index=False)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.answers_path)
+
     def _update_judge(self, family: str, pid: str) -> None:
         answers = read_answers(self.dir)
         mine = answers[(answers["family"] == family) & (answers["id"] == pid)]
-        frac = float((mine["chosen"] == "p1").mean())
         path = self.pairs_dir / family / "judge" / f"{pid}.npy"
+        if mine.empty:  # the only answer was taken back: no human judgement for this pair
+            path.unlink(missing_ok=True)
+            return
+        frac = float((mine["chosen"] == "p1").mean())
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + ".tmp.npy")
         np.save(tmp, np.array([frac], dtype=np.float32))
@@ -153,15 +191,20 @@ def codec_comparisons(study_dir: str | Path) -> list[tuple[str, str, float]]:
     return [(r.codec_p0, r.codec_p1, 1.0 if r.chosen == "p0" else 0.0) for r in merged.itertuples()]
 
 
-def judge_human_agreement(study_dir: str | Path, judge_preference: dict[tuple[str, str], float]) -> dict:
-    """How often a judge picks what the raters picked, BAPPS-style (credit = fraction of raters agreeing).
+def judge_human_agreement(study_dir: str | Path, judge_preference: dict[tuple[str, str], float], n_boot: int = 1000,
+                          seed: int = 0) -> dict:
+    """How often a judge picks what the raters picked, BAPPS-style (credit = fraction of raters agreeing), with a 95 %
+    percentile bootstrap interval over pairs (``ci_low``, ``ci_high``).
 
     ``judge_preference[(family, id)]`` < 0 means the judge prefers p0, > 0 p1, 0 a tie (½ credit), NaN a failure
     (excluded and counted).
     """
+    from vlic.data.twoafc import bootstrap_ci
+
     answers = read_answers(study_dir)
+    nan = float("nan")
     if answers.empty:
-        return {"pairs": 0, "agreement": float("nan"), "failed": 0}
+        return {"pairs": 0, "agreement": nan, "ci_low": nan, "ci_high": nan, "failed": 0}
     human = answers.assign(p1=answers["chosen"] == "p1").groupby(["family", "id"])["p1"].mean()
     credits, failed = [], 0
     for key, h in human.items():
@@ -170,7 +213,8 @@ def judge_human_agreement(study_dir: str | Path, judge_preference: dict[tuple[st
             failed += 1
             continue
         credits.append(h if p > 0 else (1 - h) if p < 0 else 0.5)
-    return {"pairs": len(credits), "agreement": float(np.mean(credits)) if credits else float("nan"), "failed": failed}
+    mean, lo, hi = bootstrap_ci(credits, n_boot=n_boot, seed=seed) if credits else (nan, nan, nan)
+    return {"pairs": len(credits), "agreement": mean, "ci_low": lo, "ci_high": hi, "failed": failed}
 
 
 def simulate_rater(study: HumanStudy, accuracy: float, seed: int = 0, limit: int | None = None) -> int:

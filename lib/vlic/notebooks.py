@@ -1,13 +1,109 @@
-"""Keeping committed notebooks clean: no outputs, one ``parameters`` cell, a plain ``python3`` kernel."""
+"""The notebooks as files and as a place to work: committed notebooks stay clean (no outputs, one ``parameters`` cell,
+a plain ``python3`` kernel, stripped on save in JupyterLab) and every notebook works from the repository root.
+
+* :func:`use_repo_root` — the one line each notebook's first code cell calls: wherever Jupyter started the kernel
+  (``notebooks/``, the root, a home folder), the notebook then reads and writes the paths of ``params.yaml``
+  (``data/…``, ``results/…``) relative to the repository root, as ``dvc repro`` does.
+* :func:`study_output` — an input the study writes (``data/twoafc/…``), or an error that names the DVC stage and
+  ``make study`` instead of a misleading download hint.
+* :func:`strip` / :func:`pre_save_hook` — outputs removed from the tracked notebooks (``notebooks/*.ipynb``), by hand
+  (``make clean-notebooks``) or on every save in a JupyterLab started by ``make lab``; executed copies in
+  ``reports/`` keep theirs.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+# a folder is the compendium's root when it has all of these
+ROOT_MARKERS = ("dvc.yaml", "params.yaml", "notebooks")
+# notebooks under these folders (relative to the root) are tracked sources: stripped on save
+TRACKED_NOTEBOOK_DIRS = ("notebooks",)
+
+
+def is_repo_root(folder: str | Path) -> bool:
+    folder = Path(folder)
+    return all((folder / m).exists() for m in ROOT_MARKERS)
+
+
+def find_repo_root(start: str | Path | None = None) -> Path:
+    """The compendium's root: the first folder with ``dvc.yaml``, ``params.yaml`` and ``notebooks/`` among ``start``
+    (default: the working directory) and its parents, then the notebook Jupyter opened (``JPY_SESSION_NAME``), then
+    the folder this package is installed from (an editable install lives in ``<root>/lib/vlic``)."""
+    candidates: list[Path] = []
+    if os.environ.get("VLIC_ROOT"):
+        candidates.append(Path(os.environ["VLIC_ROOT"]))
+    here = Path(start) if start is not None else Path.cwd()
+    candidates += [here, *here.resolve().parents]
+    session = os.environ.get("JPY_SESSION_NAME")  # the notebook's path, set by jupyter_server for its kernels
+    if session and Path(session).is_absolute():
+        candidates += list(Path(session).parents)
+    candidates += list(Path(__file__).resolve().parents)
+    for c in candidates:
+        if is_repo_root(c):
+            return c.resolve()
+    raise FileNotFoundError(
+        f"no vlic-compendium root (a folder with {', '.join(ROOT_MARKERS)}) above '{here.resolve()}' nor above the "
+        f"installed package '{Path(__file__).resolve().parent}': start Jupyter inside the compendium (`make lab`) "
+        f"or set VLIC_ROOT")
+
+
+def use_repo_root(start: str | Path | None = None) -> Path:
+    """Make the repository root the working directory (what ``dvc repro`` and the tests use) and return it.
+
+    Every path in ``params.yaml`` and in the notebooks' parameters is relative to the root, so this is the first line
+    of each notebook's first code cell; it prints where it moved only when it moved."""
+    root = find_repo_root(start)
+    if Path.cwd().resolve() != root:
+        print(f"working directory: {root} (the repository root; was {Path.cwd()})")
+        os.chdir(root)
+    return root
+
+
+def _writers(dvc_yaml: Path) -> list[tuple[str, str, str]]:
+    """(stage, output path, notebook) for every declared output of dvc.yaml."""
+    import yaml
+
+    stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages", {})
+    found = []
+    for name, stage in stages.items():
+        nb = next((str(d) for d in stage.get("deps", []) if str(d).endswith(".ipynb")), "")
+        for key in ("outs", "metrics", "plots"):
+            for out in stage.get(key, []) or []:
+                path = next(iter(out)) if isinstance(out, dict) else str(out)
+                found.append((name, path.rstrip("/"), nb))
+    return found
+
+
+def study_output(path: str | Path, root: str | Path | None = None) -> Path:
+    """``path`` if it exists; otherwise an error saying which stage of the study writes it and how to run it.
+
+    The explore notebooks read what ``make study`` wrote (``data/twoafc/severity_ladder`` …): a missing folder means
+    the study has not run in this checkout (or its outputs were not pulled), not that a dataset must be downloaded.
+    """
+    p = Path(path)
+    if p.exists():
+        return p
+    root = Path(root) if root is not None else find_repo_root()
+    try:
+        rel = (p if p.is_absolute() else (Path.cwd() / p)).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        rel = None
+    writers = [(s, o, nb) for s, o, nb in _writers(root / "dvc.yaml")
+               if rel is not None and (rel == o or rel.startswith(o + "/"))] if (root / "dvc.yaml").is_file() else []
+    if writers:
+        stage, out, nb = writers[0]
+        raise FileNotFoundError(
+            f"'{path}' does not exist yet: DVC stage '{stage}' ({nb or 'see dvc.yaml'}) writes '{out}'. Run the study "
+            f"first — `make study` (or `dvc repro {stage}`; `dvc pull` if a remote holds the outputs) — then rerun "
+            f"this notebook.")
+    raise FileNotFoundError(f"'{path}' does not exist (and no stage of the study writes it): point the parameter at "
+                            f"an existing folder")
 
 
 def problems(path: str | Path, pipeline: bool = True) -> list[str]:
@@ -28,11 +124,8 @@ def problems(path: str | Path, pipeline: bool = True) -> list[str]:
     return found
 
 
-def strip(path: str | Path) -> bool:
-    """Remove outputs, execution counts and papermill metadata in place; return whether the file changed."""
-    path = Path(path)
-    before = path.read_text(encoding="utf-8")
-    nb = nbformat.reads(before, as_version=4)
+def strip_notebook(nb: Any) -> Any:
+    """Remove outputs, execution counts, papermill/widget metadata from a notebook (in place) and return it."""
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
@@ -45,11 +138,48 @@ def strip(path: str | Path) -> bool:
     nb.metadata.pop("widgets", None)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def strip(path: str | Path) -> bool:
+    """Remove outputs, execution counts and papermill metadata in place; return whether the file changed."""
+    path = Path(path)
+    before = path.read_text(encoding="utf-8")
+    nb = strip_notebook(nbformat.reads(before, as_version=4))
     after = nbformat.writes(nb) + "\n" if not nbformat.writes(nb).endswith("\n") else nbformat.writes(nb)
     if after != before:
         path.write_text(after, encoding="utf-8")
         return True
     return False
+
+
+def is_tracked_notebook(api_path: str, server_root: str | Path | None = None) -> bool:
+    """Whether a Jupyter path (relative to the server's root, ``/``-separated) is a committed source notebook:
+    ``<compendium root>/notebooks/*.ipynb`` — checked on disk when the server's root folder is known, so a Lab
+    started in ``notebooks/`` strips them too."""
+    parts = Path(api_path.strip("/")).parts
+    if not api_path.endswith(".ipynb") or ".ipynb_checkpoints" in parts:
+        return False
+    if server_root is not None:
+        folder = (Path(server_root) / Path(*parts)).resolve().parent
+        return folder.name in TRACKED_NOTEBOOK_DIRS and is_repo_root(folder.parent)
+    return len(parts) == 2 and parts[0] in TRACKED_NOTEBOOK_DIRS
+
+
+def pre_save_hook(model: dict, path: str, contents_manager: Any = None, **kwargs: Any) -> None:
+    """Jupyter's ``ContentsManager.pre_save_hook``: a tracked notebook (``notebooks/*.ipynb``) is saved without outputs.
+
+    ``make lab`` passes ``--ContentsManager.pre_save_hook=vlic.notebooks.pre_save_hook`` (server started at the
+    root), so autosave never writes widget state or stale outputs into git; the open tab keeps its outputs until it
+    is reloaded. Executed notebooks (``reports/``) and notebooks elsewhere are saved as they are.
+    """
+    if model.get("type") != "notebook" or not is_tracked_notebook(path, getattr(contents_manager, "root_dir", None)):
+        return
+    content = model.get("content")
+    if content is None:
+        return
+    nb = nbformat.from_dict(content)
+    model["content"] = strip_notebook(nb)
 
 
 def parameter_names(path: str | Path) -> list[str]:

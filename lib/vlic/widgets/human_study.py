@@ -1,7 +1,14 @@
 """The human 2AFC study as an ipywidgets app: reference on top, two blinded reconstructions below.
 
-Keys: ``1``/``←``/``a`` = left is closer, ``2``/``→``/``l`` = right is closer (keyboard through ``ipyevents``; the
-buttons work without it). Every answer goes straight to disk through :class:`vlic.humanstudy.HumanStudy`.
+Keys: ``1``/``←``/``a`` = left is closer, ``2``/``→``/``l`` = right is closer, ``u``/``z``/``Backspace`` = undo the last
+answer, ``Enter``/space = start. They are read through ``ipyevents`` while the mouse pointer is over the study (a blue
+frame shows it): the key events are then captured before JupyterLab sees them (``stopPropagation`` +
+``preventDefault``), so a ``2`` answers instead of turning a cell into a heading. With the pointer elsewhere keys go
+to JupyterLab as usual; the buttons always work.
+
+The first pair appears, and its clock starts, only when the rater presses *Start*: the first answer's time does not
+include loading the notebook. Every answer goes straight to disk through :class:`vlic.humanstudy.HumanStudy`; the
+counter in the widget is the one to read (it follows every answer and undo).
 """
 
 from __future__ import annotations
@@ -17,6 +24,11 @@ from vlic.humanstudy import HumanStudy
 
 LEFT_KEYS = {"1", "ArrowLeft", "a"}
 RIGHT_KEYS = {"2", "ArrowRight", "l"}
+UNDO_KEYS = {"u", "z", "Backspace"}
+START_KEYS = {"Enter", " "}
+# the frame that says "keys go to the study now": ipyevents adds .ipyevents-watched while the pointer is over it
+STYLE = ("<style>.vlic-study{border:3px solid transparent;border-radius:6px;padding:6px}"
+         ".vlic-study.ipyevents-watched{border-color:#3b82f6}</style>")
 
 
 def png_bytes(img: np.ndarray, display: int) -> bytes:
@@ -32,30 +44,36 @@ def png_bytes(img: np.ndarray, display: int) -> bytes:
 
 
 class HumanStudyWidget:
-    """Shows the rater's next pair; ``on_answer(row)`` is called after each answer is saved."""
+    """Shows the rater's next pair after *Start*; ``on_answer(row)`` is called after each answer is saved."""
 
     def __init__(self, study: HumanStudy, display: int = 256, on_answer: Callable[[dict], None] | None = None):
         self.study = study
         self.display = display
         self.on_answer = on_answer
+        self.started = False
         self.ref = w.Image(format="png")
         self.left = w.Image(format="png")
         self.right = w.Image(format="png")
+        self.start_button = w.Button(description="Start  [Enter]", button_style="primary")
         self.left_button = w.Button(description="◀ left is closer  [1]", layout=w.Layout(width="auto"))
         self.right_button = w.Button(description="right is closer ▶  [2]", layout=w.Layout(width="auto"))
+        self.undo_button = w.Button(description="↶ undo last answer  [u]", layout=w.Layout(width="auto"))
+        self.start_button.on_click(lambda _: self.start())
         self.left_button.on_click(lambda _: self.choose("left"))
         self.right_button.on_click(lambda _: self.choose("right"))
+        self.undo_button.on_click(lambda _: self.undo())
         self.status = w.HTML()
-        caption = w.HTML("<b>Which reconstruction is closer to the reference?</b> Keys: 1 / ← = left, 2 / → = right")
-        self.box = w.VBox(
-            [
-                caption,
-                w.VBox([w.HTML("reference"), self.ref], layout=w.Layout(align_items="center")),
-                w.HBox([w.VBox([self.left, self.left_button]), w.VBox([self.right, self.right_button])]),
-                self.status,
-            ],
-            layout=w.Layout(align_items="center"),
-        )
+        self.caption = w.HTML(
+            STYLE + "<b>Which reconstruction is closer to the reference?</b> Keys work while the mouse pointer is over "
+            "this box (blue frame): 1 / ← = left, 2 / → = right, u = undo. Elsewhere the keys go to JupyterLab.")
+        self.pair_box = w.VBox(
+            [w.VBox([w.HTML("reference"), self.ref], layout=w.Layout(align_items="center")),
+             w.HBox([w.VBox([self.left, self.left_button], layout=w.Layout(align_items="center")),
+                     w.VBox([self.right, self.right_button], layout=w.Layout(align_items="center"))])],
+            layout=w.Layout(align_items="center"))
+        self.box = w.VBox([self.caption, self.start_button, self.pair_box, w.HBox([self.undo_button]), self.status],
+                          layout=w.Layout(align_items="center"))
+        self.box.add_class("vlic-study")
         self.keyboard = self._attach_keyboard()
         self._show()
 
@@ -70,32 +88,66 @@ class HumanStudyWidget:
 
     def handle_key(self, event: dict) -> None:
         key = event.get("key")
+        if not self.started:
+            if key in START_KEYS:
+                self.start()
+            return
         if key in LEFT_KEYS:
             self.choose("left")
         elif key in RIGHT_KEYS:
             self.choose("right")
+        elif key in UNDO_KEYS:
+            self.undo()
+
+    def start(self) -> None:
+        """Show the first pair and start its clock."""
+        self.started = True
+        self.study.start_clock()
+        self._show()
 
     def choose(self, side: str) -> None:
-        if self.study.next_trial() is None:
+        if not self.started or self.study.next_trial() is None:
             return
         row = self.study.answer(side)
         if self.on_answer:
             self.on_answer(row)
         self._show()
 
-    def _show(self) -> None:
-        trial = self.study.next_trial()
+    def undo(self) -> dict | None:
+        """Take back the rater's last answer and show that pair again."""
+        row = self.study.undo()
+        if row is not None:
+            self.started = True
+            self._show(undone=row)
+        return row
+
+    def _show(self, undone: dict | None = None) -> None:
+        s = self.study
+        self.undo_button.disabled = s.answered == 0
+        self.start_button.layout.display = "none" if self.started else None
+        trial = s.next_trial()
+        where = f"answers saved to <code>{s.answers_path}</code>"
         if trial is None:
+            for img in (self.ref, self.left, self.right):
+                img.value = b""
+            self.pair_box.layout.display = "none"
             self.left_button.disabled = self.right_button.disabled = True
-            self.status.value = f"<b>Done</b> — {self.study.answered} answers saved for rater '{self.study.rater}'. Thank you!"
+            self.status.value = (f"<b>Done</b> — all {s.total} pairs answered ({s.answered} answers saved for rater "
+                                 f"'{s.rater}'). Thank you! ({where}; <i>u</i> takes back the last one)")
             return
+        if not self.started:
+            self.pair_box.layout.display = "none"
+            self.status.value = (f"rater '{s.rater}': {s.answered} of {s.total} answered, {s.remaining} to go. Press "
+                                 f"<b>Start</b> when ready — the timing starts then.")
+            return
+        self.pair_box.layout.display = None
+        self.left_button.disabled = self.right_button.disabled = False
         self.ref.value = png_bytes(trial.ref, self.display)
         self.left.value = png_bytes(trial.left_image, self.display)
         self.right.value = png_bytes(trial.right_image, self.display)
-        self.status.value = (
-            f"pair {self.study.answered + 1} of {self.study.total} · rater '{self.study.rater}' · answers saved to "
-            f"<code>{self.study.answers_path}</code>"
-        )
+        s.start_clock()  # the images are on their way to the screen now
+        note = " · last answer taken back" if undone is not None else ""
+        self.status.value = f"pair {s.answered + 1} of {s.total} · rater '{s.rater}'{note} · {where}"
 
     def _ipython_display_(self):  # pragma: no cover - display in Jupyter
         from IPython.display import display

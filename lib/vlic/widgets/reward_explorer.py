@@ -1,133 +1,134 @@
 """The reward explorer (``notebooks/explore_rewards.ipynb``): browse 2AFC pairs with every judge's verdict, switch the
 reward combination and watch which pairs it accepts and how often it agrees with ground truth.
 
-:func:`summary_figure` is what the widget's summary panel shows and what the headless notebook saves.
+Everything the widget shows is made as plain values, so tests drive it without a browser: the pair is a PNG
+(:func:`vlic.widgets.reward_figures.pair_png`, sent as bytes to a ``widgets.Image`` — never ``plt.show()`` inside an
+``Output``, which sent a blank figure first), the verdicts are a table (:mod:`vlic.widgets.verdicts`) rendered as HTML
+with the whole rationale wrapped, and :func:`vlic.widgets.reward_figures.summary_figure` is what the summary panel
+shows (current setting highlighted) and what the headless notebook saves.
+
+Signs of ratings: see :mod:`vlic.widgets.verdicts`.
 """
 
 from __future__ import annotations
 
+import html
 from typing import Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from vlic.data.twoafc import TwoAFCSet
 from vlic.judges.ensemble import JudgeRun
-from vlic.judges.reward_variants import RewardVariant, Roles, parse_variant, variant_outcome, variant_row
-
-
-def zoom(img: np.ndarray, factor: int) -> np.ndarray:
-    """The central 1/factor of ``img``, enlarged back by nearest-neighbour (pixels stay pixels)."""
-    f = max(1, int(factor))
-    if f == 1:
-        return img
-    h, w = img.shape[:2]
-    ch, cw = max(1, h // f), max(1, w // f)
-    y, x = (h - ch) // 2, (w - cw) // 2
-    return np.repeat(np.repeat(img[y : y + ch, x : x + cw], f, axis=0), f, axis=1)
-
-
-def pair_verdicts(runs: Mapping[str, JudgeRun], pair: int) -> pd.DataFrame:
-    """Every raw verdict of every judge on one pair: seed, order, rating, rationale (VLM or simulated judge)."""
-    rows = []
-    for name, run in runs.items():
-        r = run.raw[run.raw["pair"] == pair]
-        for t in r.itertuples():
-            text = t.text or ""
-            rows.append({"judge": name, "seed": t.seed, "order": "A,B" if t.order == 0 else "B,A",
-                         "rating": t.rating, "failure": t.failure,
-                         "rationale": text.split("\nRATING")[0][:300] if "sim_vlm" in name or name.startswith("vlm")
-                         else text[:120]})
-    return pd.DataFrame(rows)
-
-
-def summary_table(variants: Sequence[RewardVariant], runs: Mapping[str, JudgeRun], pairs: TwoAFCSet,
-                  set_name: str = "pairs", n_boot: int = 200) -> pd.DataFrame:
-    return pd.DataFrame([variant_row(variant_outcome(v, runs), pairs, set_name, n_boot=n_boot) for v in variants])
-
-
-def summary_figure(table: pd.DataFrame, highlight: str | None = None):
-    """Kept pairs and (with ground truth) accuracy of the kept pairs per variant; ``highlight`` marks one."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.35 * max(6, len(table)) + 1.2))
-    y = np.arange(len(table))
-    colors = ["C3" if v == highlight else "C0" for v in table["variant"]]
-    labels = [("SIM " if "sim_vlm" in j else "") + l for l, j in zip(table["label"], table["judges"])]
-    axes[0].barh(y, table["kept"], color=colors)
-    axes[0].set_yticks(y, labels, fontsize=7)
-    axes[0].invert_yaxis()
-    axes[0].set_xlabel("accepted pairs")
-    if "accuracy_kept" in table:
-        axes[1].errorbar(table["accuracy_kept"], y, xerr=[table["accuracy_kept"] - table["accuracy_kept_ci_low"],
-                         table["accuracy_kept_ci_high"] - table["accuracy_kept"]], fmt="o", capsize=3)
-        axes[1].set_xlabel("accuracy of accepted pairs (95 % CI)")
-    else:
-        axes[1].barh(y, table["self_consistency"], color=colors)
-        axes[1].set_xlabel("self-consistency (no ground truth in this set)")
-    axes[1].set_yticks(y, [])
-    axes[1].invert_yaxis()
-    fig.suptitle("reward variants on these pairs (SIM = simulated judge, not a VLM)", fontsize=10)
-    fig.tight_layout()
-    return fig
+from vlic.judges.reward_variants import RewardVariant, Roles, is_stochastic, parse_variant, variant_outcome, variant_row
+from vlic.widgets.reward_figures import decision_text, figure_png, pair_png, summary_figure, summary_table
+from vlic.widgets.reward_figures import zoom  # noqa: F401  (the explorer's zoom, importable from here)
+from vlic.widgets.verdicts import combination_label, verdict_html, verdict_table
 
 
 class RewardExplorer:
-    """ipywidgets UI: a pair slider, a zoom slider, the combination / seeds / order controls."""
+    """ipywidgets UI: reward / seeds / orders controls with the summary figure, then a pair slider (over the accepted
+    pairs only, when asked), a zoom slider, the pair as a PNG and its verdict table."""
 
     def __init__(self, pairs: TwoAFCSet, runs: Mapping[str, JudgeRun], roles: Roles, combinations: Sequence[str],
-                 max_seeds: int, display_px: int = 224):
+                 max_seeds: int, display_px: int = 224, table: pd.DataFrame | None = None):
         import ipywidgets as w
 
+        from vlic.judges.reward_variants import grid
+
         self.pairs, self.runs, self.roles = pairs, runs, roles
-        self.w_pair = w.IntSlider(0, 0, max(0, len(pairs) - 1), description="pair")
-        self.w_zoom = w.IntSlider(1, 1, 8, description="zoom ×")
-        self.w_combo = w.Dropdown(options=list(combinations), value=combinations[0], description="reward")
+        self.display_px = display_px
+        self.labels = {c: combination_label(c, roles) for c in combinations}
+        if table is None:
+            variants = grid(list(combinations), list(range(1, max(1, int(max_seeds)) + 1)), [1, 2], roles,
+                            [roles.vlm], direct=False)
+            table = summary_table(variants, runs, pairs)
+        self.table = table
+        self.w_combo = w.Dropdown(options=[(self.labels[c], c) for c in combinations], value=combinations[0],
+                                  description="reward", layout=w.Layout(width="32em"))
         self.w_seeds = w.IntSlider(1, 1, max(1, max_seeds), description="seeds n")
         self.w_orders = w.ToggleButtons(options=[("both orders", 2), ("one order", 1)], value=2)
-        self.w_only = w.Checkbox(False, description="browse accepted pairs only")
-        self.out_pair, self.out_summary = w.Output(), w.Output()
-        self.display_px = display_px
-        for c in (self.w_pair, self.w_zoom):
-            c.observe(lambda _: self.show_pair(), "value")
-        for c in (self.w_combo, self.w_seeds, self.w_orders, self.w_only):
+        self.w_only = w.Checkbox(False, description="accepted pairs only", indent=False)
+        self.w_pair = w.SelectionSlider(options=[(str(i), i) for i in range(len(pairs))], value=0, description="pair",
+                                        continuous_update=False)
+        self.w_zoom = w.IntSlider(1, 1, 8, description="zoom ×", continuous_update=False)
+        self.summary_text = w.HTML()
+        self.summary_image = w.Image(format="png", layout=w.Layout(max_width="100%"))
+        self.pair_title = w.HTML()
+        self.pair_image = w.Image(format="png")
+        self.verdicts = w.HTML()
+        self._quiet = False
+        self.w_pair.observe(lambda _: None if self._quiet else self.show_pair(), "value")
+        self.w_zoom.observe(lambda _: self.show_pair(), "value")
+        self.w_only.observe(lambda _: self._browse(), "value")
+        for c in (self.w_combo, self.w_seeds, self.w_orders):
             c.observe(lambda _: self.refresh(), "value")
-        self.box = w.VBox([w.HBox([self.w_combo, self.w_seeds, self.w_orders]), self.out_summary,
-                           w.HBox([self.w_pair, self.w_zoom, self.w_only]), self.out_pair])
+        self.box = w.VBox([w.HBox([self.w_combo, self.w_seeds, self.w_orders]), self.summary_text, self.summary_image,
+                           w.HBox([self.w_pair, self.w_zoom, self.w_only]), self.pair_title, self.pair_image,
+                           self.verdicts])
         self.refresh()
 
     def variant(self) -> RewardVariant:
         return parse_variant(f"{self.w_combo.value}:n{self.w_seeds.value}:o{self.w_orders.value}", self.roles)
 
+    @property
+    def browsable(self) -> list[int]:
+        """The pairs the slider steps through: all, or only those the current reward accepts."""
+        kept = self.outcome.combination.kept
+        if self.w_only.value:
+            return [int(i) for i in np.flatnonzero(kept)]
+        return list(range(len(self.pairs)))
+
     def refresh(self) -> None:
-        self.outcome = variant_outcome(self.variant(), self.runs)
+        """A reward / seeds / orders change: new outcome, summary line and figure, then the pair."""
+        v = self.variant()
+        self.outcome = variant_outcome(v, self.runs)
+        stochastic = any(is_stochastic(j) for j in v.judges)
+        self.w_seeds.disabled = self.w_orders.disabled = not stochastic
         row = variant_row(self.outcome, self.pairs, "pairs", n_boot=200)
-        with self.out_summary:
-            self.out_summary.clear_output(wait=True)
-            acc = (f"accuracy of accepted pairs {row['accuracy_kept']:.3f} "
-                   f"[{row['accuracy_kept_ci_low']:.3f}, {row['accuracy_kept_ci_high']:.3f}]"
-                   if "accuracy_kept" in row else "no ground truth")
-            print(f"{row['label']}: {row['kept']} of {row['n_pairs']} accepted, {acc}, self-consistency "
-                  f"{row['self_consistency']:.3f}, {row['calls_per_accepted']:.1f} calls per accepted pair")
+        acc = (f"accuracy of accepted pairs <b>{row['accuracy_kept']:.3f}</b> "
+               f"[{row['accuracy_kept_ci_low']:.3f}, {row['accuracy_kept_ci_high']:.3f}]"
+               if "accuracy_kept" in row else "no ground truth in this set")
+        self.summary_text.value = (
+            f"<b>{html.escape(row['label'])}</b>: {row['kept']} of {row['n_pairs']} pairs accepted, {acc}, "
+            f"self-consistency {row['self_consistency']:.3f}, {row['calls_per_accepted']:.1f} judge calls per "
+            f"accepted pair" + ("" if stochastic else " — deterministic: seeds and orders do not change it"))
+        self.summary_image.value = figure_png(summary_figure(self.table, v, self.labels))
+        self._browse()
+
+    def _browse(self) -> None:
+        """Point the pair slider at the browsable pairs, staying on the current pair (or the next browsable one)."""
+        options = self.browsable
+        current = self.w_pair.value
+        self._quiet = True
+        try:
+            if not options:
+                self.w_pair.options = [(str(i), i) for i in range(len(self.pairs))]
+                self.w_pair.value = current
+            else:
+                after = [i for i in options if i >= current]
+                target = after[0] if after else options[0]
+                self.w_pair.options = [(str(i), i) for i in options]
+                self.w_pair.value = target
+        finally:
+            self._quiet = False
         self.show_pair()
 
     def show_pair(self) -> None:
-        i = self.w_pair.value
-        kept = self.outcome.combination.kept
-        if self.w_only.value and kept.any() and not kept[i]:
-            i = int(np.flatnonzero(kept)[np.searchsorted(np.flatnonzero(kept), i) % kept.sum()])
-        p, z = self.pairs, self.w_zoom.value
-        lab, why = self.outcome.combination.label[i], self.outcome.combination.reason[i]
-        with self.out_pair:
-            self.out_pair.clear_output(wait=True)
-            fig, axes = plt.subplots(1, 3, figsize=(3 * self.display_px / 80, self.display_px / 80 + 0.4))
-            truth = "" if np.isnan(p.human[i]) else f" — humans/ground truth prefer p1 with {p.human[i]:.2f}"
-            for ax, img, title in zip(axes, (p.ref[i], p.p0[i], p.p1[i]), ("reference", "A (p0)", "B (p1)")):
-                ax.imshow(zoom(img, z), interpolation="nearest")
-                ax.set_title(title)
-                ax.axis("off")
-            fig.suptitle(f"pair {i} ({p.family[i]}): reward says "
-                         f"{'A' if lab < 0 else 'B' if lab > 0 else 'discard (' + str(why) + ')'}{truth}", fontsize=9)
-            plt.show()
-            from IPython.display import display
+        i = int(self.w_pair.value)
+        p, v, combo = self.pairs, self.outcome.variant, self.outcome.combination
+        options = self.browsable
+        where = (f"accepted pair {options.index(i) + 1} of {len(options)}" if self.w_only.value and i in options
+                 else "the reward accepts no pair: showing all" if self.w_only.value else f"{i + 1} of {len(p)}")
+        truth = "" if np.isnan(p.human[i]) else f" · ground truth: fraction preferring B = {p.human[i]:.2f}"
+        decision = decision_text(int(combo.label[i]), combo.reason[i])
+        self.pair_title.value = (f"<b>pair {i}</b> ({html.escape(str(p.family[i]))}, id {html.escape(str(p.ids[i]))}; "
+                                 f"{where}) · this reward says <b>{html.escape(decision)}</b>{truth}")
+        self.pair_image.value = pair_png(p, i, self.w_zoom.value, self.display_px)
+        self.verdict_rows = verdict_table(self.runs, i, v)
+        self.verdicts.value = verdict_html(self.verdict_rows, v)
 
-            display(pair_verdicts(self.runs, i))
+    def _ipython_display_(self):  # pragma: no cover - display in Jupyter
+        from IPython.display import display
+
+        display(self.box)
