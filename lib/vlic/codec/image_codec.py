@@ -33,8 +33,8 @@ from vlic.codec.sampling import sample
 DEFAULT_MAX_PIXELS = 89_478_485  # = PIL.Image.MAX_IMAGE_PIXELS's default (a 1024 MiB RGBA image)
 # Peak resident bytes per pixel, measured on the laptop profile's high-rate codec (encoder width 64, flow widths
 # 64/96) and scaled by the model's widths; see estimate_memory.
-_BYTES_PER_PIXEL_WHOLE = 60.0  # encoder / latent decoder on the whole padded image, plus the sampler's buffers
-_BYTES_PER_PIXEL_FLOW = 120.0  # the flow network on the pixels it sees at once (a batch of tiles)
+_BYTES_PER_PIXEL_WHOLE = 90.0  # encoder / latent decoder on the whole padded image (measured 85 B/px to encode)
+_BYTES_PER_PIXEL_FLOW = 120.0  # the flow network on the pixels it sees at once (measured 240 B/px in all, untiled)
 _TILE_BATCH = 64  # tiles per flow-network call (vlic.codec.tiling.tiled's default)
 
 
