@@ -95,3 +95,74 @@ def test_a_damaged_checkpoint_is_refused_not_mixed(tiny, photos, tmp_path, capsy
                       stop_at=2)
     assert again.resumed_from == 0
     assert "is damaged (policy.safetensors do not match the manifest)" in capsys.readouterr().out
+
+
+# --- 6. worker processes and resume directories --------------------------------------------------------------------
+
+_PARENT = textwrap.dedent("""
+    import sys, time
+    from vlic.processes import worker_pool
+    pool = worker_pool(1)
+    pool.submit(time.sleep, 60)          # a long job, as a DPO replicate
+    deadline = time.time() + 30
+    while not pool._processes and time.time() < deadline:
+        time.sleep(0.05)
+    print(list(pool._processes)[0], flush=True)
+    time.sleep(60)                       # bounded: the test kills us long before
+""")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie waiting for its (dead) parent's reaper counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_workers_die_when_their_parent_is_killed():
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT], env={**os.environ, "PYTHONPATH": LIB},
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+        time.sleep(0.5)  # the worker is running its job
+        assert _alive(worker)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.time() + 10
+        while _alive(worker) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker), "the worker outlived its killed parent"
+    finally:
+        parent.kill()
+        parent.wait(10)
+
+
+def test_a_resume_directory_is_used_by_one_process_at_a_time(tiny, photos, tmp_path):  # noqa: F811
+    from vlic.processes import ResumeDirBusy, ResumeLock
+
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from vlic.processes import ResumeLock
+        lock = ResumeLock({str(tmp_path / 'rank0')!r}).acquire()
+        print("locked", flush=True)
+        time.sleep(60)
+    """)], env={**os.environ, "PYTHONPATH": LIB}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ResumeDirBusy, match=f"in use by process {holder.pid}"):
+            train_dpo(tiny, photos, closer_wins, _cfg(), resume_dir=tmp_path, progress=False)
+        holder.send_signal(signal.SIGKILL)  # dies holding the lock: the lock file stays, with its pid
+        holder.wait(10)
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert (tmp_path / "rank0" / ".lock").is_file()
+    res = train_dpo(tiny, photos, closer_wins, _cfg(), resume_dir=tmp_path, progress=False)  # stale lock: runs
+    assert res.resumed_from == 0
+    with ResumeLock(tmp_path / "rank0"):  # released after the run
+        pass

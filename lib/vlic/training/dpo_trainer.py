@@ -235,7 +235,21 @@ def train_dpo(
     """Post-train ``checkpoint``'s codec on random crops of ``images`` (uint8 RGB) with preferences from ``reward``.
 
     ``stop_at``: return after that many steps (the run is interrupted as by a time limit; its state is saved to
-    ``resume_dir`` and the next call continues it)."""
+    ``resume_dir`` and the next call continues it). While it runs, the rank's resume directory is locked
+    (:class:`vlic.processes.ResumeLock`): a second run into it stops with :class:`vlic.processes.ResumeDirBusy`."""
+    from accelerate import Accelerator
+
+    from vlic.processes import ResumeLock
+
+    accelerator = accelerator or Accelerator()
+    args = (checkpoint, images, reward, cfg, resume_dir, reward_name, accelerator, progress, stop_at)
+    if resume_dir is None:
+        return _train_dpo(*args)
+    with ResumeLock(Path(resume_dir) / f"rank{accelerator.process_index}"):
+        return _train_dpo(*args)
+
+
+def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, accelerator, progress, stop_at) -> DPOResult:
     from accelerate import Accelerator
 
     if cfg.threads:
