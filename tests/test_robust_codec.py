@@ -227,6 +227,10 @@ def test_one_pixel_limit_for_both_directions(codec, ckpt, good, tmp_path, capsys
     assert main(["decompress", str(good), str(tmp_path / "o.png"), "--model", str(ckpt), "--max-pixels", "0"]) == 0
     with pytest.raises(LimitError):
         codec.compress(_photo(40, 56), max_pixels=100)
+    from vlic import images
+    from vlic.codec import cli as codec_cli
+
+    assert codec_cli.DEFAULT_MAX_PIXELS == image_codec.DEFAULT_MAX_PIXELS == images.DEFAULT_MAX_PIXELS == 89_478_485
 
 
 def test_memory_is_estimated_before_allocating(codec, good, monkeypatch):
@@ -263,7 +267,7 @@ def test_unwritable_outputs_are_refused_before_encoding(ckpt, tmp_path, capsys, 
     monkeypatch.setattr(ImageCodec, "compress", lambda *a, **k: pytest.fail("encoded before checking the output"))
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
-    for bad in (a_file / "out.vlic", tmp_path, Path("/proc/version")):
+    for bad in (a_file / "out.vlic", tmp_path, Path("/proc/version"), Path("/dev/null")):
         _fails(["compress", str(src), str(bad), "--model", str(ckpt)], capsys, str(bad))
 
 

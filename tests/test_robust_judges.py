@@ -248,6 +248,19 @@ def test_a_canary_key_never_appears_in_output_failures_or_the_cache(tmp_path, mo
         assert CANARY.encode() not in p.read_bytes(), p
 
 
+def test_credentials_never_reach_the_http_logs(caplog, monkeypatch):
+    import logging
+
+    monkeypatch.setenv("VLIC_CANARY_KEY", CANARY)
+    refs, a, b = _images()
+    caplog.set_level(logging.DEBUG)
+    with Hostile(_echo_auth) as host:
+        url = host.url.replace("http://", f"http://user:{CANARY}@")
+        _judge(url, api_key_env="VLIC_CANARY_KEY", concurrency=1).judge_many([Query(refs[0], a[0], b[0], seed=s)
+                                                                               for s in range(3)])
+    assert caplog.records and CANARY not in caplog.text
+
+
 def test_credentials_in_the_base_url_are_not_printed(tmp_path, capsys):
     img = tmp_path / "r.png"
     Image.fromarray(_images()[0][0]).save(img)

@@ -48,6 +48,8 @@ def check_destination(output: str | Path, inputs: tuple[str | Path, ...] = ()) -
         raise DestinationError(f"cannot create folder '{folder}' for output '{out}': '{existing}' is not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise DestinationError(f"cannot write output '{out}': folder '{existing}' is not writable")
+    if out.exists() and not out.is_file():
+        raise DestinationError(f"output '{out}' exists and is not a regular file (a device, pipe or socket)")
     if out.exists() and not os.access(out, os.W_OK):
         raise DestinationError(f"cannot write output '{out}': the existing file is read-only")
     if folder.is_dir():

@@ -28,9 +28,9 @@ from vlic.codec.bitstream import Container, RangeCoder
 from vlic.codec.checkpoint import Checkpoint, load
 from vlic.codec.prior import empty_blocks, from_blocks, to_blocks, walk
 from vlic.codec.sampling import sample
+from vlic.images import DEFAULT_MAX_PIXELS  # one limit for reading, encoding and decoding
 
 
-DEFAULT_MAX_PIXELS = 89_478_485  # = PIL.Image.MAX_IMAGE_PIXELS's default (a 1024 MiB RGBA image)
 # Peak resident bytes per pixel, measured on the laptop profile's high-rate codec (encoder width 64, flow widths
 # 64/96) and scaled by the model's widths; see estimate_memory.
 _BYTES_PER_PIXEL_WHOLE = 90.0  # encoder / latent decoder on the whole padded image (measured 85 B/px to encode)

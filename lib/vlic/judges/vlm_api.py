@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import re
@@ -67,6 +68,37 @@ def cap(text: str, limit: int = MAX_ANSWER_CHARS) -> str:
     if text is None or len(text) <= limit:
         return text
     return text[:limit] + f"\n[… {len(text) - limit} more characters not stored]"
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that passes every record through :func:`redact` (installed on the HTTP client's loggers)."""
+
+    def __init__(self, secrets: Sequence[str] = ()):
+        super().__init__()
+        self.secrets = tuple(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is not ours to fix
+            return True
+        clean = redact(message, self.secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_LOG_FILTERS: dict[str, RedactingFilter] = {}
+
+
+def protect_logs(secrets: Sequence[str] = ()) -> None:
+    """Redact secrets (and bearer tokens, URL credentials) in what ``openai``, ``httpx`` and ``httpcore`` log."""
+    for name in ("openai", "openai._base_client", "httpx", "httpcore"):
+        f = _LOG_FILTERS.get(name)
+        if f is None:
+            f = _LOG_FILTERS[name] = RedactingFilter()
+            logging.getLogger(name).addFilter(f)
+        f.secrets = tuple(dict.fromkeys((*f.secrets, *[s for s in secrets if s])))
 
 
 class MalformedResponse(ValueError):
@@ -119,6 +151,7 @@ class OpenAICompatibleJudge(JudgeBase):
         self._api_key_env = api_key_env
         self.model, self.base_url, self.name = model, base_url.rstrip("/") + "/", name
         self.shown_url = redact(self.base_url)
+        protect_logs(self._secrets() + tuple(m.group(0) for m in _URL_CREDENTIALS.finditer(self.base_url)))
         self.concurrency = max(1, int(concurrency))
         self.max_retries, self.timeout_s, self.backoff_s = int(max_retries), float(timeout_s), float(backoff_s)
         self.retry_budget_s, self.breaker_failures = float(retry_budget_s), int(breaker_failures)
