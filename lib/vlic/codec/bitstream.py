@@ -1,10 +1,10 @@
 """The ``.vlic`` container and the range coding of FSQ tokens with ``constriction``.
 
-Layout (big-endian), 28-byte header + payload + 4-byte CRC-32::
+Layout (big-endian), 32-byte header + payload + 4-byte CRC-32::
 
     offset size field
          0    4 magic b"VLIC"
-         4    1 format version (1)
+         4    1 format version (2)
          5    8 model fingerprint (first 8 bytes of the checkpoint's SHA-256, see vlic.codec.checkpoint)
         13    2 width  (pixels, 1…65535)
         15    2 height
@@ -13,12 +13,23 @@ Layout (big-endian), 28-byte header + payload + 4-byte CRC-32::
         19    1 prior block (the latent is coded in independent blocks of this many positions squared)
         20    2 decoder tile (pixels) — MultiDiffusion layout used at decode time
         22    2 tile overlap margin (pixels)
-        24    4 payload length in bytes (a multiple of 4: constriction's 32-bit words, little-endian)
-        28    … payload
+        24    4 content CRC-32: the header fields above (from the fingerprint on) followed by the coded tokens
+                (uint16 little-endian, channel-major (C, h, w)) — a wrong decode is detected, never silently drawn
+        28    4 payload length in bytes (a multiple of 4: constriction's 32-bit words, little-endian)
+        32    … payload
       end-4   4 CRC-32 of everything before it
 
 :func:`parse` never trusts the input: every failure is a :class:`ContainerError` whose one-line message names the
-file and what was expected (the CLI turns it into exit code 2).
+file and what was expected (the CLI turns it into exit code 2). Fields that depend on the model (layout, tile) are
+checked against it by :meth:`vlic.codec.image_codec.ImageCodec.check`.
+
+**Bit-identical coding on any machine.** The prior's float probabilities differ across instruction sets and thread
+counts in their last bits (≈ 1e-15). :func:`quantize_probs` maps each row onto integer counts summing to
+``2**PROB_BITS`` (every symbol ≥ 1, the rounding remainder given to the most probable symbol, first index on ties)
+and the coder is fed those counts divided by a power of two — exact floats, so ``constriction`` builds the same
+model on both sides whenever the counts agree. Counts can still disagree when a scaled probability lies within
+≈ 1e-15 × 2**PROB_BITS of a rounding boundary (≈ 3e-11 per probability; the cost of the coarse grid is below 0.06 % of the bits even for very peaked rows); then the content CRC fails and the decoder
+stops with one line instead of drawing a wrong image.
 """
 
 from __future__ import annotations
@@ -31,17 +42,28 @@ from dataclasses import dataclass
 import numpy as np
 
 MAGIC = b"VLIC"
-VERSION = 1
-_HEADER = struct.Struct(">4sB8sHHBBBHHI")
-HEADER_BYTES = _HEADER.size  # 28
+VERSION = 2
+_HEADER = struct.Struct(">4sB8sHHBBBHHII")
+_CONTENT = struct.Struct(">8sHHBBBHH")  # the fields the content CRC covers (fingerprint … overlap)
+HEADER_BYTES = _HEADER.size  # 32
 TRAILER_BYTES = 4
 OVERHEAD_BYTES = HEADER_BYTES + TRAILER_BYTES
 MODES = ("RGB", "L", "RGBA", "LA", "I;16", "P", "CMYK", "other")
 MAX_PAYLOAD = 1 << 30
+PROB_BITS = 14  # probabilities are coded as integer counts out of 2**14 (see quantize_probs)
 
 
 class ContainerError(ValueError):
     """A .vlic file is empty, foreign, truncated, corrupted or of an unknown version (one-line message)."""
+
+
+def content_crc(fingerprint: bytes, width: int, height: int, mode: str, downsample: int, prior_block: int, tile: int,
+                overlap: int, tokens: np.ndarray) -> int:
+    """CRC-32 of the layout fields and the tokens (C, h, w) as little-endian uint16, channel-major."""
+    m = MODES.index(mode) if mode in MODES else MODES.index("other")
+    head = _CONTENT.pack(fingerprint, width, height, m, downsample, prior_block, tile, overlap)
+    t = np.ascontiguousarray(np.asarray(tokens), dtype="<u2")
+    return zlib.crc32(t.tobytes(), zlib.crc32(head))
 
 
 @dataclass(frozen=True)
@@ -55,6 +77,7 @@ class Container:
     tile: int
     overlap: int
     payload: bytes
+    tokens_crc: int = 0
     version: int = VERSION
 
     def __post_init__(self) -> None:
@@ -69,10 +92,15 @@ class Container:
     def latent_shape(self) -> tuple[int, int]:
         return math.ceil(self.height / self.downsample), math.ceil(self.width / self.downsample)
 
+    def content_crc(self, tokens: np.ndarray) -> int:
+        """The content CRC these header fields and ``tokens`` (C, h, w) give (compare with :attr:`tokens_crc`)."""
+        return content_crc(self.fingerprint, self.width, self.height, self.mode, self.downsample, self.prior_block,
+                           self.tile, self.overlap, tokens)
+
     def to_bytes(self) -> bytes:
         mode = MODES.index(self.mode) if self.mode in MODES else MODES.index("other")
         head = _HEADER.pack(MAGIC, self.version, self.fingerprint, self.width, self.height, mode, self.downsample,
-                            self.prior_block, self.tile, self.overlap, len(self.payload))
+                            self.prior_block, self.tile, self.overlap, self.tokens_crc, len(self.payload))
         body = head + self.payload
         return body + struct.pack(">I", zlib.crc32(body))
 
@@ -87,11 +115,12 @@ def parse(data: bytes, name: str = "<bytes>") -> Container:
         raise ContainerError(f"{where} is empty (0 bytes), expected a .vlic file")
     if data[:4] != MAGIC[: len(data[:4])]:
         raise ContainerError(f"{where} is not a .vlic file (starts with {data[:4]!r}, expected {MAGIC!r})")
+    if len(data) >= 5 and data[4] != VERSION:
+        raise ContainerError(f"{where} has format version {data[4]}; this vlic reads version {VERSION}"
+                             + (" (re-compress the image with this vlic)" if data[4] < VERSION else ""))
     if len(data) < OVERHEAD_BYTES:
         raise ContainerError(f"{where} is truncated: {len(data)} bytes, shorter than the {OVERHEAD_BYTES}-byte header")
-    magic, version, fp, width, height, mode, down, block, tile, overlap, n = _HEADER.unpack_from(data)
-    if version != VERSION:
-        raise ContainerError(f"{where} has format version {version}; this vlic reads version {VERSION}")
+    magic, version, fp, width, height, mode, down, block, tile, overlap, tcrc, n = _HEADER.unpack_from(data)
     expected = HEADER_BYTES + n + TRAILER_BYTES
     if len(data) < expected:
         raise ContainerError(f"{where} is truncated: header says {expected} bytes, found {len(data)}")
@@ -109,11 +138,14 @@ def parse(data: bytes, name: str = "<bytes>") -> Container:
         problems.append(f"downsample {down}")
     if block < 1 or tile < 1 or overlap >= tile:
         problems.append(f"layout block={block} tile={tile} overlap={overlap}")
-    if n % 4 or n > MAX_PAYLOAD:
+    if n == 0:
+        problems.append("empty payload (every image codes at least one token)")
+    elif n % 4 or n > MAX_PAYLOAD:
         problems.append(f"payload length {n}")
     if problems:
         raise ContainerError(f"{where} has an invalid header ({', '.join(problems)})")
-    return Container(fp, width, height, MODES[mode], down, block, tile, overlap, bytes(data[HEADER_BYTES : HEADER_BYTES + n]), version)
+    return Container(fp, width, height, MODES[mode], down, block, tile, overlap,
+                     bytes(data[HEADER_BYTES : HEADER_BYTES + n]), tcrc, version)
 
 
 # --- range coding -------------------------------------------------------------------------------------------------
@@ -130,8 +162,41 @@ def _family():
     return _FAMILY
 
 
+def quantize_probs(probs: np.ndarray, bits: int = PROB_BITS) -> np.ndarray:
+    """Probability rows (m, L), any float dtype, not necessarily normalized → integer counts (m, L), int64.
+
+    Every count is ≥ 1 and each row sums to exactly ``2**bits``: count = 1 + round(p · (2**bits − L)), and the
+    rounding remainder (|·| ≤ L/2) goes to the row's largest count (lowest index on ties). Pure integer arithmetic
+    after one rounding, so two machines whose probabilities agree to ~1e-15 agree on the counts unless a value sits
+    within that distance of a rounding boundary.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] < 1:
+        raise ValueError(f"expected probability rows (m, L), got shape {p.shape}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise ValueError("probabilities must be finite and non-negative")
+    total = 1 << bits
+    L = p.shape[1]
+    if L > total // 2:
+        raise ValueError(f"{L} symbols do not fit {bits}-bit probabilities")
+    s = p.sum(axis=1, keepdims=True)
+    p = np.where(s > 0, p / np.where(s > 0, s, 1), 1.0 / L)
+    counts = np.floor(p * (total - L) + 0.5).astype(np.int64) + 1
+    top = np.argmax(counts, axis=1)  # first index of the largest count
+    counts[np.arange(len(counts)), top] += total - counts.sum(axis=1)
+    return counts
+
+
+def coding_probs(probs: np.ndarray) -> np.ndarray:
+    """What the range coder is really given: :func:`quantize_probs` counts / 2**PROB_BITS (exact float64)."""
+    return quantize_probs(probs) / float(1 << PROB_BITS)
+
+
 class RangeCoder:
-    """Collects (symbols, probability rows) in coding order and range-codes them with constriction."""
+    """Collects (symbols, probability rows) in coding order and range-codes them with constriction.
+
+    Both sides quantize the rows with :func:`quantize_probs` first, so the coder's model is a function of integers.
+    """
 
     def __init__(self, words: np.ndarray | None = None):
         import constriction
@@ -146,13 +211,16 @@ class RangeCoder:
 
     def encode(self, symbols: np.ndarray, probs: np.ndarray) -> None:
         symbols = np.ascontiguousarray(symbols, dtype=np.int32)
-        probs = np.ascontiguousarray(probs, dtype=np.float64)
-        p = probs[np.arange(len(symbols)), symbols] / probs.sum(axis=1)
-        self.ideal_bits += float(-np.log2(p).sum())
-        self._encoder.encode(symbols, _family(), probs)
+        q = coding_probs(probs)
+        self.ideal_bits += float(-np.log2(q[np.arange(len(symbols)), symbols]).sum())
+        self._encoder.encode(symbols, _family(), q)
 
     def decode(self, probs: np.ndarray) -> np.ndarray:
-        return np.asarray(self._decoder.decode(_family(), np.ascontiguousarray(probs, dtype=np.float64)), dtype=np.int64)
+        return np.asarray(self._decoder.decode(_family(), coding_probs(probs)), dtype=np.int64)
+
+    def exhausted(self) -> bool:
+        """False when the decoder has definitely not consumed every word of the payload (extra data after the end)."""
+        return bool(self._decoder.maybe_exhausted())
 
     def words(self) -> np.ndarray:
         return np.asarray(self._encoder.get_compressed(), dtype=np.uint32)

@@ -89,13 +89,27 @@ def load(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"'{path}' is not a readable safetensors file ({e})") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"'{path}' is not a vlic codec checkpoint (format {meta.get('format')!r}, expected {FORMAT!r})")
-    cfg = CodecConfig.from_json(meta["config"])
-    model, prior = DiffusionCodec(cfg), build_prior(cfg)
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    prior.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("prior.")})
+    if "config" not in meta:
+        raise CheckpointError(f"'{path}' has no codec configuration in its metadata")
+    try:
+        cfg = CodecConfig.from_json(meta["config"])
+    except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as e:  # JSONDecodeError: ValueError
+        raise CheckpointError(f"'{path}' has an unreadable codec configuration ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    try:
+        training = json.loads(meta.get("training", "{}") or "{}")
+    except ValueError:
+        training = {}
+    try:
+        model, prior = DiffusionCodec(cfg), build_prior(cfg)
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        prior.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("prior.")})
+    except (RuntimeError, ValueError, TypeError, ArithmeticError) as e:  # missing/unexpected keys, bad shapes
+        first = str(e).strip().splitlines()
+        raise CheckpointError(f"'{path}': its tensors do not fit its configuration "
+                              f"({' '.join(x.strip() for x in first[:2])[:300]})") from None
     model.eval(), prior.eval()
-    ck = Checkpoint(model, prior, meta.get("rate", ""), json.loads(meta.get("training", "{}")), path)
-    return ck
+    return Checkpoint(model, prior, meta.get("rate", ""), training, path)
 
 
 def read_fingerprint(path: str | Path) -> str | None:

@@ -1,7 +1,9 @@
 """``vlic compress | decompress | info`` — the codec on the command line (CompressAI-like).
 
-Expected failures (unreadable image, missing checkpoint, empty/foreign/truncated/corrupted .vlic, a file made by a
-different model) end as one line on stderr and exit code 2, through :class:`vlic.cli.UserError`.
+Expected failures (unreadable image, missing checkpoint, empty/foreign/truncated/corrupted/forged .vlic, a file made
+by a different model, an image over the pixel limit, an output that cannot be written or is the input) end as one
+line on stderr and exit code 2, through :class:`vlic.cli.UserError`. Outputs are checked *before* the expensive work
+and written atomically (:mod:`vlic.files`): a failure never leaves a cut file behind or destroys an input.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 DEFAULT_MODELS = Path("models")
 DEFAULT_RATE = "high"
+DEFAULT_MAX_PIXELS = 89_478_485  # = vlic.codec.image_codec.DEFAULT_MAX_PIXELS (kept import-free for a fast --help)
 
 
 def _model_path(args) -> Path:
@@ -22,7 +25,10 @@ def _read(path: str, UserError) -> bytes:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"'{path}' does not exist" if not p.exists() else f"'{path}' is not a file")
-    return p.read_bytes()
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read '{path}': {e.strerror or e}") from None
 
 
 def _find_model(fingerprint: bytes, name: str, UserError) -> Path:
@@ -51,23 +57,48 @@ def _load_codec(path: Path, UserError):
         raise UserError(str(e)) from None
 
 
+def _check_output(args, UserError) -> Path:
+    from vlic.files import DestinationError, check_destination
+
+    try:
+        return check_destination(args.output, (args.input,))
+    except DestinationError as e:
+        raise UserError(str(e)) from None
+
+
+def _write(path: Path, data: bytes, UserError) -> None:
+    from vlic.files import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as e:
+        raise UserError(f"cannot write output '{path}': {e.strerror or e} (nothing was written)") from None
+
+
+def _max_pixels(args, UserError) -> int | None:
+    if args.max_pixels < 0:
+        raise UserError(f"--max-pixels must be ≥ 0 (0 = no limit), got {args.max_pixels}")
+    return args.max_pixels or None
+
+
 def _compress(args) -> int:
     from vlic.cli import UserError, print_json
     from vlic.images import ImageReadError, load_rgb
 
     t0 = time.perf_counter()
+    out = _check_output(args, UserError)
+    limit = _max_pixels(args, UserError)
     try:
-        loaded = load_rgb(args.input)
+        loaded = load_rgb(args.input, max_pixels=limit)
     except ImageReadError as e:
         raise UserError(str(e)) from None
     codec = _load_codec(_model_path(args), UserError)
     try:
-        result = codec.compress(loaded.pixels, mode=loaded.source_mode, tile=args.tile, overlap=args.overlap)
+        result = codec.compress(loaded.pixels, mode=loaded.source_mode, tile=args.tile, overlap=args.overlap,
+                                max_pixels=limit)
     except ValueError as e:
         raise UserError(f"'{args.input}': {e}") from None
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(result.data)
+    _write(out, result.data, UserError)
     stats = dict(result.stats(), seconds=round(time.perf_counter() - t0, 3), input=str(args.input), output=str(out),
                  model=str(codec.checkpoint.path), fingerprint=codec.fingerprint.hex(),
                  conversions=list(loaded.conversions))
@@ -79,14 +110,27 @@ def _compress(args) -> int:
     return 0
 
 
+SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit integer
+
+
 def _decompress(args) -> int:
+    import math
+
     from vlic.cli import UserError, print_json
     from vlic.codec.bitstream import ContainerError, parse
     from vlic.codec.image_codec import DecodeError
-    from vlic.images import save_png
+    from vlic.images import png_encode
 
     t0 = time.perf_counter()
+    if args.steps is not None and not 1 <= args.steps <= 10_000:
+        raise UserError(f"--steps must be between 1 and 10000, got {args.steps}")
+    if not 0 <= args.seed <= SEED_MAX:
+        raise UserError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
+    if args.cfg is not None and not math.isfinite(args.cfg):
+        raise UserError(f"--cfg must be a finite number, got {args.cfg}")
+    limit = _max_pixels(args, UserError)
     data = _read(args.input, UserError)
+    out = _check_output(args, UserError)
     try:
         container = parse(data, args.input)
     except ContainerError as e:
@@ -94,15 +138,13 @@ def _decompress(args) -> int:
     path = Path(args.model) if args.model else _find_model(container.fingerprint, args.input, UserError)
     codec = _load_codec(path, UserError)
     steps = args.steps if args.steps is not None else getattr(codec, "default_steps", 1)
-    if steps < 1:
-        raise UserError(f"--steps must be ≥ 1, got {steps}")
     cfg = args.cfg if args.cfg is not None else getattr(codec, "default_cfg", 1.0)
     try:
         pixels = codec.decompress(container, steps=steps, seed=args.seed, cfg_scale=cfg,
-                                  tile=None if args.untiled else "file", name=args.input)
+                                  tile=None if args.untiled else "file", name=args.input, max_pixels=limit)
     except DecodeError as e:
         raise UserError(str(e)) from None
-    save_png(pixels, args.output)
+    _write(out, png_encode(pixels), UserError)
     if args.json:
         print_json({"output": args.output, "width": container.width, "height": container.height, "steps": steps,
                     "seed": args.seed, "seconds": round(time.perf_counter() - t0, 3), "model": str(path)})
@@ -143,6 +185,8 @@ def register(sub) -> None:
     p.add_argument("--tile", type=int, default=None, help="decoder tile in pixels recorded in the file (default: the model's)")
     p.add_argument("--overlap", type=int, default=8, help="MultiDiffusion overlap margin in pixels (default: 8)")
     p.add_argument("--json", action="store_true", help="print one JSON line (bytes, bpp, ideal_bits, seconds, …)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help=f"refuse images with more pixels (default: {DEFAULT_MAX_PIXELS:,}, Pillow's; 0 = no limit)")
     p.set_defaults(func=_compress)
 
     p = sub.add_parser("decompress", help="decode a .vlic file to PNG (same seed, same output)")
@@ -154,6 +198,8 @@ def register(sub) -> None:
     p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: 1 = off; FlowMo: its config's cfg, 1.5, inside its CFG interval)")
     p.add_argument("--untiled", action="store_true", help="run the flow network on the whole image at once")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help=f"refuse files claiming more pixels (default: {DEFAULT_MAX_PIXELS:,}; 0 = no limit)")
     p.set_defaults(func=_decompress)
 
     p = sub.add_parser("info", help="print a .vlic file's header")

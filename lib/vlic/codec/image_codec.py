@@ -3,12 +3,18 @@ contract: ``compress`` returns the bytes and what they cost, ``decompress`` take
 
 compress: RGB uint8 → [-1, 1] → pad to a multiple of ``downsample`` (edge replication) → encoder → FSQ codes →
 prior blocks → range coding → container. decompress: container → range decoding (the prior walks the same blocks)
-→ codes → features and mean → seeded Euler sampling, MultiDiffusion-tiled → crop → uint8.
+→ codes → content CRC checked → features and mean → seeded Euler sampling, MultiDiffusion-tiled → crop → uint8.
+
+Limits, the same for both directions: at most ``max_pixels`` pixels (default :data:`DEFAULT_MAX_PIXELS`, Pillow's
+decompression-bomb threshold; ``None`` or 0 lifts it), a decoder tile that is a multiple of the model's downsample and
+at least its training tile, an overlap that is a positive multiple of the patch and under half the tile, and a
+memory estimate (:func:`estimate_memory`) below the memory available — all checked before anything large is allocated.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +28,71 @@ from vlic.codec.bitstream import Container, RangeCoder
 from vlic.codec.checkpoint import Checkpoint, load
 from vlic.codec.prior import empty_blocks, from_blocks, to_blocks, walk
 from vlic.codec.sampling import sample
+from vlic.images import DEFAULT_MAX_PIXELS  # one limit for reading, encoding and decoding
 
 
-MAX_PIXELS = 64 * 10**6
+# Peak resident bytes per pixel, measured on the laptop profile's high-rate codec (encoder width 64, flow widths
+# 64/96) and scaled by the model's widths; see estimate_memory.
+_BYTES_PER_PIXEL_WHOLE = 90.0  # encoder / latent decoder on the whole padded image (measured 85 B/px to encode)
+_BYTES_PER_PIXEL_FLOW = 120.0  # the flow network on the pixels it sees at once (measured 240 B/px in all, untiled)
+_TILE_BATCH = 64  # tiles per flow-network call (vlic.codec.tiling.tiled's default)
 
 
 class DecodeError(ValueError):
     """A .vlic file cannot be decoded by this model (one-line message)."""
+
+
+class LimitError(ValueError):
+    """An image exceeds the pixel limit or the memory available (one-line message saying how to raise the limit)."""
+
+
+def layout_problems(cfg, tile: int, overlap: int) -> list[str]:
+    """What is wrong with decoder ``tile`` / ``overlap`` for a model of configuration ``cfg`` (empty list: fine)."""
+    out = []
+    if tile % cfg.downsample or not cfg.tile <= tile <= 65535:
+        out.append(f"tile {tile} must be a multiple of {cfg.downsample} between the model's training tile "
+                   f"{cfg.tile} and 65535")
+    if overlap < 1 or overlap % cfg.patch or 2 * overlap >= tile:
+        out.append(f"overlap {overlap} must be a positive multiple of {cfg.patch} below half the tile ({tile})")
+    return out
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def estimate_memory(cfg, width: int, height: int, tile: int | None, decode: bool) -> int:
+    """Rough peak bytes to compress (``decode=False``) or decompress an image of ``width`` × ``height``."""
+    d = cfg.downsample
+    pixels = math.ceil(width / d) * d * math.ceil(height / d) * d
+    scale_whole = max(cfg.encoder_width, cfg.cond_channels) / 64
+    whole = _BYTES_PER_PIXEL_WHOLE * scale_whole * pixels
+    if not decode:
+        return int(whole + 2**27)
+    seen = pixels if tile is None else min(pixels, _TILE_BATCH * tile * tile)
+    flow = _BYTES_PER_PIXEL_FLOW * (sum(cfg.flow_widths) / 160) * seen
+    return int(whole + flow + 2**27)
+
+
+def check_limits(cfg, width: int, height: int, tile: int | None, decode: bool, max_pixels: int | None,
+                 what: str) -> None:
+    """:class:`LimitError` when ``what`` (a file or image name) is over the pixel limit or the memory available."""
+    if max_pixels and width * height > max_pixels:
+        raise LimitError(f"{what} has {width}×{height} = {width * height:,} pixels, more than the limit of "
+                         f"{max_pixels:,} (raise it with --max-pixels N, or max_pixels=…; 0 = no limit)")
+    need, free = estimate_memory(cfg, width, height, tile, decode), available_memory()
+    if free is not None and need > free:
+        raise LimitError(f"{what}: {'decoding' if decode else 'encoding'} {width}×{height} needs about "
+                         f"{need / 2**30:.1f} GiB of memory, {free / 2**30:.1f} GiB are available"
+                         + (" (a smaller decoder tile needs less)" if decode else ""))
 
 
 @dataclass(frozen=True)
@@ -91,16 +155,22 @@ class ImageCodec:
         return self.model.config
 
     @torch.no_grad()
-    def compress(self, pixels: np.ndarray, mode: str = "RGB", tile: int | None = None, overlap: int = 8) -> Compressed:
+    def compress(self, pixels: np.ndarray, mode: str = "RGB", tile: int | None = None, overlap: int = 8,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Compressed:
         t0 = time.perf_counter()
         cfg = self.config
+        if not isinstance(pixels, np.ndarray) or pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {getattr(pixels, 'shape', '?')} "
+                             f"{getattr(pixels, 'dtype', type(pixels).__name__)}")
         H, W = pixels.shape[:2]
-        if H > 65535 or W > 65535:
-            raise ValueError(f"image {W}×{H} is larger than the .vlic limit of 65535 pixels a side")
-        tile = tile or cfg.tile
-        if tile % cfg.downsample or tile > 65535 or not (0 <= overlap < tile) or overlap % cfg.patch:
-            raise ValueError(f"tile {tile} must be a multiple of {cfg.downsample} and the overlap {overlap} a multiple "
-                             f"of {cfg.patch} smaller than the tile")
+        if not (1 <= H <= 65535 and 1 <= W <= 65535):
+            raise ValueError(f"image {W}×{H} is outside the .vlic limit of 1…65535 pixels a side")
+        tile = cfg.tile if tile is None else int(tile)
+        overlap = int(overlap)
+        problems = layout_problems(cfg, tile, overlap)
+        if problems:
+            raise ValueError("; ".join(problems))
+        check_limits(cfg, W, H, tile, False, max_pixels, f"image {W}×{H}")
         codes = self.model.encode(pad_to(to_tensor(pixels), cfg.downsample))[0]
         blocks = to_blocks(codes, cfg.prior_block)
         coder = RangeCoder()
@@ -110,27 +180,42 @@ class ImageCodec:
             coder.encode(symbols[active, n, j], probs)
 
         walk(self.prior64, blocks, emit)
+        crc = bitstream.content_crc(self.fingerprint, W, H, mode, cfg.downsample, cfg.prior_block, tile, overlap,
+                                    codes.numpy())
         c = Container(self.fingerprint, W, H, mode, cfg.downsample, cfg.prior_block, tile, overlap,
-                      bitstream.words_to_bytes(coder.words()))
+                      bitstream.words_to_bytes(coder.words()), crc)
         return Compressed(c.to_bytes(), W, H, coder.ideal_bits, time.perf_counter() - t0, int(codes.numel()))
 
-    def check(self, c: Container, name: str = "<bytes>") -> None:
+    def check(self, c: Container, name: str = "<bytes>", max_pixels: int | None = DEFAULT_MAX_PIXELS,
+              tile: int | None | str = "file") -> None:
+        """Every header field of ``c`` against this model's layout and the limits, before any decoding work."""
+        cfg = self.config
         if c.fingerprint != self.fingerprint:
             raise DecodeError(f"'{name}' was made by model {c.fingerprint.hex()}, not by this model "
                               f"{self.fingerprint.hex()} ({self.checkpoint.path}); pass the matching --model")
-        if c.downsample != self.config.downsample or c.prior_block != self.config.prior_block:
+        if c.downsample != cfg.downsample or c.prior_block != cfg.prior_block:
             raise DecodeError(f"'{name}' has layout downsample={c.downsample}, block={c.prior_block}; "
-                              f"the model expects {self.config.downsample}, {self.config.prior_block}")
-        if c.tile % self.config.downsample or c.overlap % self.config.patch:
-            raise DecodeError(f"'{name}' has decoder tile {c.tile} / overlap {c.overlap}; expected multiples of "
-                              f"{self.config.downsample} / {self.config.patch}")
-        if c.width * c.height > MAX_PIXELS:
-            raise DecodeError(f"'{name}' claims {c.width}×{c.height} pixels, more than this decoder's limit of "
-                              f"{MAX_PIXELS // 10**6} megapixels")
+                              f"the model expects {cfg.downsample}, {cfg.prior_block}")
+        problems = layout_problems(cfg, c.tile, c.overlap)
+        if problems:
+            raise DecodeError(f"'{name}' has an invalid decoder layout: {'; '.join(problems)}")
+        h, w = c.latent_shape
+        words = len(c.payload) // 4
+        most = 1 + math.ceil(h * w * len(cfg.fsq_levels) * bitstream.PROB_BITS / 32) + 1
+        # no token costs more than PROB_BITS bits, and none less than −log2 of the largest possible probability
+        least = h * w * sum(-math.log2(1 - (L - 1) / 2**bitstream.PROB_BITS) for L in cfg.fsq_levels) / 32
+        if words > most or words < math.floor(least):
+            raise DecodeError(f"'{name}' has {words} payload words; the {h * w * len(cfg.fsq_levels)} tokens of a "
+                              f"{c.width}×{c.height} image need {math.floor(least)} to {most}")
+        try:
+            check_limits(cfg, c.width, c.height, c.tile if tile == "file" else tile, True, max_pixels, f"'{name}'")
+        except LimitError as e:
+            raise DecodeError(str(e)) from None
 
     @torch.no_grad()
-    def decode_codes(self, c: Container, name: str = "<bytes>") -> torch.Tensor:
-        self.check(c, name)
+    def decode_codes(self, c: Container, name: str = "<bytes>", max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                     tile: int | None | str = "file") -> torch.Tensor:
+        self.check(c, name, max_pixels, tile)
         h, w = c.latent_shape
         C = len(self.config.fsq_levels)
         coder = RangeCoder(c.words())
@@ -138,13 +223,23 @@ class ImageCodec:
             blocks = walk(self.prior64, empty_blocks(C, h, w, c.prior_block), lambda n, j, a, probs: coder.decode(probs))
         except (ValueError, RuntimeError, AssertionError) as e:  # the payload ran out or is inconsistent
             raise DecodeError(f"'{name}': the payload cannot be range-decoded ({e})") from None
-        return from_blocks(blocks, C, h, w).unsqueeze(0)
+        if not coder.exhausted():
+            raise DecodeError(f"'{name}': the payload goes on after the last of its {h * w * C} tokens "
+                              f"(corrupted or forged file)")
+        codes = from_blocks(blocks, C, h, w)
+        if c.content_crc(codes.numpy()) != c.tokens_crc:
+            raise DecodeError(f"'{name}': the decoded tokens do not match the file's content checksum (a forged or "
+                              f"damaged file, or this machine computes different prior probabilities); "
+                              f"nothing was written")
+        return codes.unsqueeze(0)
 
     @torch.no_grad()
-    def decode_condition(self, data: bytes | Container, name: str = "<bytes>") -> tuple[Container, torch.Tensor, torch.Tensor]:
+    def decode_condition(self, data: bytes | Container, name: str = "<bytes>",
+                         max_pixels: int | None = DEFAULT_MAX_PIXELS, tile: int | None | str = "file"
+                         ) -> tuple[Container, torch.Tensor, torch.Tensor]:
         """Entropy-decode a file and run the latent decoder: (container, features, mean μ) — everything but sampling."""
         c = data if isinstance(data, Container) else bitstream.parse(data, name)
-        features, mean = self.model.condition_from_codes(self.decode_codes(c, name))
+        features, mean = self.model.condition_from_codes(self.decode_codes(c, name, max_pixels, tile))
         return c, features, mean
 
     @torch.no_grad()
@@ -160,8 +255,10 @@ class ImageCodec:
 
     def decompress(self, data: bytes | Container, steps: int = 4, seed: int = 0, tile: int | None | str = "file",
                    overlap: int | None = None, cfg_scale: float = 1.0, shift: float = 1.0, name: str = "<bytes>",
-                   progress: bool = False) -> np.ndarray:
-        c, features, mean = self.decode_condition(data, name)
+                   progress: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+        if not (math.isfinite(cfg_scale) and math.isfinite(shift) and shift > 0):
+            raise DecodeError(f"guidance scale {cfg_scale} and shift {shift} must be finite (shift > 0)")
+        c, features, mean = self.decode_condition(data, name, max_pixels, tile)
         return self.sample(c, features, mean, steps, seed, tile, overlap, cfg_scale, shift, progress)
 
     @staticmethod

@@ -7,8 +7,11 @@ one after another: channel j's head also sees the embeddings of channels < j of 
 fully autoregressive at no extra transformer pass.
 
 :func:`walk` is the one procedure that produces the probabilities, used identically by the range encoder (tokens
-known) and decoder (tokens decoded as it goes): both run the same tensor shapes in float64, so both sides compute the
-same probabilities bit for bit.
+known) and decoder (tokens decoded as it goes): both run the same tensor shapes in float64. That makes the two sides
+agree bit for bit on one machine with one numerical set-up, but *not* across instruction sets, BLAS builds or thread
+counts (the last bits of ≈ 98 % of rows differ, up to ~1e-15). Bit-identical coding therefore does not rest on this
+module: :func:`vlic.codec.bitstream.quantize_probs` turns the rows into integer counts before they reach the coder,
+and the container's content CRC detects the rare row that still rounds differently.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 The key is the SHA-256 of the judge's identity (backend, model, prompt version, sampling settings — never a key or
 a URL's credentials) and the content hashes of the three images *in the order shown*, plus the seed. Each verdict is
 committed as it arrives, so an interrupted run resumes where it stopped and rerunning the same judgments makes zero
-model calls. Transport failures (no answer after retries) are not stored: a rerun asks again.
+model calls. Transport failures (no answer after retries, malformed responses) are not stored: a rerun asks again.
+Stored texts are capped (:data:`vlic.judges.vlm_api.MAX_ANSWER_CHARS`; a 5 MB answer is not kept twice) and pass
+through :func:`vlic.judges.vlm_api.redact` (no bearer token or URL credentials reach the file).
 """
 
 from __future__ import annotations
@@ -86,14 +88,19 @@ class VerdictCache:
 
     def put(self, key: str, verdict: Verdict, judge: str, identity: dict[str, Any], seed: int) -> bool:
         """Store (and commit) ``verdict``; transport/request failures are not stored. Returns whether it was."""
+        from vlic.judges.vlm_api import cap, redact
+
         if verdict.failure_kind in ("transport", "error"):
             return False
+        text = cap(redact(verdict.text or ""))
+        why = cap(redact(verdict.rationale or ""))
+        failure = cap(redact(verdict.failure), 1000) if verdict.failure else verdict.failure
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key, judge, json.dumps(identity, sort_keys=True, default=str), int(seed), verdict.rating,
-                    verdict.failure, verdict.failure_kind, verdict.text, verdict.rationale, verdict.latency_s,
+                    failure, verdict.failure_kind, text, why, verdict.latency_s,
                     verdict.tokens_in, verdict.tokens_out, verdict.cost_usd,
                     json.dumps(list(verdict.scores)) if verdict.scores else None, time.time(),
                 ),

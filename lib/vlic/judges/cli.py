@@ -30,9 +30,33 @@ def register(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--min-side", type=int, default=0, help="upscale small images (nearest) to this short side for a VLM")
     p.add_argument("--no-send-seed", action="store_true", help="api: do not send the seed (servers that reject it)")
-    p.add_argument("--cache", default="", metavar="FILE.sqlite", help="persistent verdict cache (default: none)")
+    p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="api: deadline of one request (default: 120)")
+    p.add_argument("--max-retries", type=int, default=5, help="api: retries after HTTP 429/5xx or a timeout (default: 5)")
+    p.add_argument("--retry-budget", type=float, default=600.0, metavar="S",
+                   help="api: time one query may take in all, retries included (default: 600)")
+    p.add_argument("--breaker-failures", type=int, default=20, metavar="N",
+                   help="api: stop after N failed requests in a row (default: 20)")
+    p.add_argument("--cache", default=None, metavar="FILE.sqlite",
+                   help="persistent verdict cache (default for api/local: the study's judges.cache from ./params.yaml "
+                        "when run in the compendium, else none — said on stderr; metrics: none)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write any verdict cache")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     p.set_defaults(func=_judge)
+
+
+def default_cache(params: str = "params.yaml") -> str | None:
+    """The study's verdict cache (``judges.cache`` of ``params``) when ``params`` exists here, else None."""
+    from pathlib import Path
+
+    from vlic.config import ParamsError, load_params
+
+    if not Path(params).is_file():
+        return None
+    try:
+        value = (load_params(params).get("judges") or {}).get("cache")
+    except (ParamsError, UnicodeDecodeError, OSError, AttributeError):
+        return None
+    return str(value) if value else None
 
 
 def _judge(args: argparse.Namespace) -> int:
@@ -42,6 +66,11 @@ def _judge(args: argparse.Namespace) -> int:
     from vlic.judges.cache import VerdictCache
     from vlic.judges.ensemble import run_judge
     from vlic.judges.factory import VLMSettings, make_judge
+    from vlic.judges.vlm_api import redact
+    import os
+    import sys
+
+    secrets = (os.environ.get(args.api_key_env, ""),) if args.api_key_env else ()
 
     try:
         ref, a, b = (load_rgb(p).pixels for p in (args.ref, args.a, args.b))
@@ -54,29 +83,41 @@ def _judge(args: argparse.Namespace) -> int:
     if name in ("api", "local"):
         vlm = VLMSettings(backend=name, model=args.model, base_url=args.base_url, api_key_env=args.api_key_env,
                           temperature=args.temperature, min_side=args.min_side,
-                          send_seed=not args.no_send_seed)
+                          send_seed=not args.no_send_seed, timeout_s=args.timeout, max_retries=args.max_retries,
+                          retry_budget_s=args.retry_budget, breaker_failures=args.breaker_failures)
         name = "vlm"
     else:
         vlm = None
+    # a model call costs money and time: VLM verdicts go to the study's cache unless told otherwise (metrics are cheap)
+    paid = args.judge in ("api", "local")
+    cache_path = None if args.no_cache else (args.cache if args.cache is not None else
+                                             (default_cache() if paid else None))
+    if paid and not cache_path:
+        print("vlic judge: verdicts are not cached (no --cache and no params.yaml here); every call asks the judge "
+              "again", file=sys.stderr)
     try:
+        if args.seeds < 1:
+            raise JudgeError(f"--seeds must be ≥ 1, got {args.seeds}")
         judge = make_judge(name, vlm)
-        run = run_judge(judge, [ref], [a], [b], seeds=args.seeds, orders=args.orders, cache=VerdictCache(args.cache or None))
-    except (JudgeError, ValueError, RuntimeError) as e:
-        raise UserError(str(e)) from None
+        run = run_judge(judge, [ref], [a], [b], seeds=args.seeds, orders=args.orders, cache=VerdictCache(cache_path or None))
+    except (JudgeError, ValueError, RuntimeError, OSError) as e:
+        raise UserError(redact(str(e), secrets)) from None
     pair = run.pairs().iloc[0]
     verdict = None if pair["verdict"] != pair["verdict"] else int(pair["verdict"])
     side = None if verdict is None else ("A" if verdict < 0 else "B" if verdict > 0 else "tie")
     answers = [
         {"seed": int(r.seed), "order": "AB" if r.order == 0 else "BA",
-         "rating": None if r.rating != r.rating else int(r.rating), "failure": r.failure, "cached": bool(r.cached)}
+         "rating": None if r.rating != r.rating else int(r.rating),
+         "failure": redact(r.failure, secrets) if isinstance(r.failure, str) else None, "cached": bool(r.cached)}
         for r in run.raw.itertuples()
     ]
     if args.json:
         print_json({"judge": args.judge, "verdict": verdict, "closer": side, "seeds": run.n_seeds, "orders": run.n_orders,
-                    "answers": answers, "failure": pair["failure"], "calls": run.calls})
+                    "answers": answers, "calls": run.calls, "cache": cache_path,
+                    "failure": redact(pair["failure"], secrets) if isinstance(pair["failure"], str) else None})
     else:
         if verdict is None:
-            print(f"{args.judge}: no verdict — {pair['failure']}")
+            print(f"{args.judge}: no verdict — {redact(str(pair['failure']), secrets)}")
         else:
             what = {"A": f"A ({args.a}) is closer", "B": f"B ({args.b}) is closer", "tie": "no preference"}[side]
             print(f"{args.judge}: {what} — verdict {verdict:+d} over {run.n_seeds} seed(s) × {run.n_orders} order(s)")

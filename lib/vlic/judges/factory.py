@@ -26,6 +26,10 @@ class VLMSettings:
     batch_size: int = 4          # local backend
     send_seed: bool = True
     reasoning: bool = True       # False: the direct prompt, rating line only (chapter 03's ablation)
+    timeout_s: float = 120.0     # api: deadline of one request (the whole request, not per byte)
+    max_retries: int = 5         # api: retries of a query after HTTP 429/5xx or a timeout
+    retry_budget_s: float = 600.0  # api: total time one query may take, retries and backoff included
+    breaker_failures: int = 20   # api: failed requests in a row that stop the run (circuit breaker)
 
     @property
     def configured(self) -> bool:
@@ -55,7 +59,8 @@ def make_judge(name: str, vlm: VLMSettings | None = None, batch_size: int = 64, 
             return OpenAICompatibleJudge(
                 vlm.model, vlm.base_url, vlm.api_key_env, name="vlm", concurrency=vlm.concurrency,
                 temperature=vlm.temperature, max_tokens=vlm.max_tokens or None, send_seed=vlm.send_seed,
-                min_side=vlm.min_side, reasoning=vlm.reasoning,
+                min_side=vlm.min_side, reasoning=vlm.reasoning, timeout_s=vlm.timeout_s, max_retries=vlm.max_retries,
+                retry_budget_s=vlm.retry_budget_s, breaker_failures=vlm.breaker_failures,
             )
         if vlm.backend == "local":
             from vlic.judges.vlm_local import TransformersJudge

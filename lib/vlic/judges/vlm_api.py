@@ -1,21 +1,35 @@
 """A VLM judge behind any OpenAI-compatible chat-completions server (Gemini's OpenAI endpoint, vLLM, Ollama,
 ``transformers serve``), through the ``openai`` SDK.
 
-Images travel as PNG data URLs. Requests run asynchronously with at most ``concurrency`` in flight. HTTP 429, 5xx
-and timeouts are retried with exponential backoff (honouring ``Retry-After``) up to ``max_retries`` times, then
-recorded as a ``transport`` failure (not cached; a rerun asks again). A missing key, a rejected key, an unknown
-model, a server that cannot be reached or one that refuses (HTTP 4xx) each of the first requests raise one
-:class:`~vlic.judges.base.JudgeUnavailable` naming the URL —
-verdicts already received have been handed to ``on_verdict`` (the cache) by then.
+Images travel as PNG data URLs. Requests run asynchronously with at most ``concurrency`` in flight.
 
-The key is read from the environment variable *named* in the parameters and never enters the identity or the cache.
+Time is bounded three ways. Each request has a **deadline** (``timeout_s``, the whole request — a server trickling
+one byte at a time cannot hold it longer). HTTP 429, 5xx and timeouts are retried with exponential backoff
+(honouring ``Retry-After`` only while it fits) up to ``max_retries`` times and within a **retry budget** per query
+(``retry_budget_s``, backoff included), then recorded as a ``transport`` failure (not cached; a rerun asks again).
+A **circuit breaker** stops the run with one :class:`~vlic.judges.base.JudgeUnavailable` when ``breaker_failures``
+requests in a row failed (timeouts, 5xx, malformed answers) — a dead or broken server costs a bounded number of
+requests, not hours. A missing key, a rejected key, an unknown model, a server that cannot be reached or one that
+refuses (HTTP 4xx) each of the first requests also raise one :class:`JudgeUnavailable` naming the URL — verdicts
+already received have been handed to ``on_verdict`` (the cache) by then.
+
+A malformed response (not JSON, HTML with status 200, ``choices`` missing, empty or of the wrong type, a rating
+with thousands of digits) is one recorded ``transport`` failure of that query — never cached, never a traceback,
+the run goes on. Stored answers are capped at :data:`MAX_ANSWER_CHARS`.
+
+The key is read from the environment variable *named* in the parameters and never enters the identity or the cache;
+:func:`redact` removes it — and any bearer token or ``user:password@`` in a URL — from every message, failure reason
+and stored text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import random
+import re
 import threading
 import time
 from typing import Any, Sequence
@@ -25,6 +39,70 @@ from vlic.judges.prompt import openai_messages, parse_rating, prompt_version, ra
 
 NO_KEY = "not-needed"  # placeholder for local servers that ignore the key
 REJECTIONS_BEFORE_GIVING_UP = 5  # HTTP 4xx on every one of the first requests: stop with one error, not thousands
+MAX_ANSWER_CHARS = 20_000  # longer answers are stored cut (with a note); the rating is read from the whole answer
+MAX_RESPONSE_BYTES = 8 * 2**20  # a larger response body is a malformed response
+
+_BEARER = re.compile(r"(?i)\b(bearer|basic|token)(\s+|%20)[A-Za-z0-9._~+/=-]{4,}")
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@:]*:[^\s/@]*@")
+_KEY_PARAM = re.compile(r"(?i)\b(api[_-]?key|key|token|access_token)=([^\s&\"']{4,})")
+_KEY_LIKE = re.compile(r"\b(sk|rk|pk|AIza|ghp|gho|xox[abp])[-_A-Za-z0-9]{12,}")
+
+
+def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    """``text`` with every secret value, bearer/basic token, ``user:password@`` of a URL, ``key=…`` query parameter
+    and key-shaped string (``sk-…``, ``AIza…``) replaced by ``***``."""
+    if not text:
+        return text
+    out = str(text)
+    for s in secrets:
+        if s and len(s) >= 4:
+            out = out.replace(s, "***")
+    out = _BEARER.sub(lambda m: f"{m.group(1)} ***", out)
+    out = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}***@", out)
+    out = _KEY_PARAM.sub(lambda m: f"{m.group(1)}=***", out)
+    return _KEY_LIKE.sub("***", out)
+
+
+def cap(text: str, limit: int = MAX_ANSWER_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was dropped."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[… {len(text) - limit} more characters not stored]"
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that passes every record through :func:`redact` (installed on the HTTP client's loggers)."""
+
+    def __init__(self, secrets: Sequence[str] = ()):
+        super().__init__()
+        self.secrets = tuple(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is not ours to fix
+            return True
+        clean = redact(message, self.secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_LOG_FILTERS: dict[str, RedactingFilter] = {}
+
+
+def protect_logs(secrets: Sequence[str] = ()) -> None:
+    """Redact secrets (and bearer tokens, URL credentials) in what ``openai``, ``httpx`` and ``httpcore`` log."""
+    for name in ("openai", "openai._base_client", "httpx", "httpcore"):
+        f = _LOG_FILTERS.get(name)
+        if f is None:
+            f = _LOG_FILTERS[name] = RedactingFilter()
+            logging.getLogger(name).addFilter(f)
+        f.secrets = tuple(dict.fromkeys((*f.secrets, *[s for s in secrets if s])))
+
+
+class MalformedResponse(ValueError):
+    """A 200 response that is not a chat completion (one-line reason)."""
 
 
 class OpenAICompatibleJudge(JudgeBase):
@@ -42,6 +120,8 @@ class OpenAICompatibleJudge(JudgeBase):
         max_retries: int = 5,
         timeout_s: float = 120.0,
         backoff_s: float = 1.0,
+        retry_budget_s: float = 600.0,
+        breaker_failures: int = 20,
         temperature: float = 1.0,
         max_tokens: int | None = None,
         send_seed: bool = True,
@@ -55,16 +135,27 @@ class OpenAICompatibleJudge(JudgeBase):
             raise JudgeError("the HTTP judge needs a model name (judges.vlm_model / --model)")
         if not base_url:
             raise JudgeError("the HTTP judge needs a base URL (judges.vlm_base_url / --base-url)")
+        shown = redact(base_url)
         if api_key_env:
             key = os.environ.get(api_key_env, "")
             if not key:
                 raise JudgeUnavailable(
-                    f"environment variable {api_key_env} is empty or not set; it must hold the API key for {base_url}"
+                    f"environment variable {api_key_env} is empty or not set; it must hold the API key for {shown}"
                 )
+        for what, value, low in (("timeout_s", timeout_s, 0), ("retry_budget_s", retry_budget_s, 0),
+                                 ("backoff_s", backoff_s, -1)):
+            if not (isinstance(value, (int, float)) and float(value) > low and float(value) < float("inf")):
+                raise JudgeError(f"HTTP judge: {what} must be a finite number > {max(low, 0)}, got {value!r}")
+        if int(max_retries) < 0 or int(breaker_failures) < 1:
+            raise JudgeError(f"HTTP judge: max_retries ≥ 0 and breaker_failures ≥ 1, got {max_retries}, {breaker_failures}")
         self._api_key_env = api_key_env
         self.model, self.base_url, self.name = model, base_url.rstrip("/") + "/", name
+        self.shown_url = redact(self.base_url)
+        protect_logs(self._secrets() + tuple(m.group(0) for m in _URL_CREDENTIALS.finditer(self.base_url)))
         self.concurrency = max(1, int(concurrency))
         self.max_retries, self.timeout_s, self.backoff_s = int(max_retries), float(timeout_s), float(backoff_s)
+        self.retry_budget_s, self.breaker_failures = float(retry_budget_s), int(breaker_failures)
+        self._failures_in_a_row = 0
         self.temperature, self.max_tokens, self.send_seed = float(temperature), max_tokens, bool(send_seed)
         self.min_side = int(min_side)
         self.price_in, self.price_out = price_in_per_mtok, price_out_per_mtok
@@ -75,7 +166,7 @@ class OpenAICompatibleJudge(JudgeBase):
 
     def identity(self) -> dict[str, Any]:
         return {
-            "backend": "openai-compatible", "model": self.model, "base_url": self.base_url.split("@")[-1],
+            "backend": "openai-compatible", "model": self.model, "base_url": _URL_CREDENTIALS.sub(r"\1", self.base_url),
             "prompt": prompt_version(self.reasoning), "temperature": self.temperature, "max_tokens": self.max_tokens,
             "send_seed": self.send_seed, "min_side": self.min_side, "extra_body": self.extra_body,
         }
@@ -117,6 +208,13 @@ class OpenAICompatibleJudge(JudgeBase):
             http_client=httpx.AsyncClient(limits=limits, timeout=self.timeout_s),
         )
 
+    def _secrets(self) -> tuple[str, ...]:
+        key = os.environ.get(self._api_key_env, "") if self._api_key_env else ""
+        return (key,) if key else ()
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self._secrets())
+
     async def _run(self, queries: list[Query], on_verdict: OnVerdict | None) -> list[Verdict]:
         client = self._client()
         sem = asyncio.Semaphore(self.concurrency)
@@ -125,6 +223,7 @@ class OpenAICompatibleJudge(JudgeBase):
         ready = asyncio.Semaphore(2 * self.concurrency)  # bodies encoded ahead of a free slot (bounded memory)
         state = {"answered": 0, "rejected": 0}
         give_up_after = min(REJECTIONS_BEFORE_GIVING_UP, len(queries))
+        self._failures_in_a_row = 0
 
         async def one(i: int) -> None:
             async with ready:
@@ -134,7 +233,7 @@ class OpenAICompatibleJudge(JudgeBase):
             if v.failure_kind == "error":
                 state["rejected"] += 1
                 if not state["answered"] and state["rejected"] >= give_up_after:  # every request is being refused
-                    raise JudgeUnavailable(f"{self.base_url} rejected the first {state['rejected']} requests: {v.failure}")
+                    raise JudgeUnavailable(f"{self.shown_url} rejected the first {state['rejected']} requests: {v.failure}")
             elif v.failure_kind is None or v.failure_kind == "parse":
                 state["answered"] += 1
             out[i] = v
@@ -145,6 +244,11 @@ class OpenAICompatibleJudge(JudgeBase):
         try:
             for fut in asyncio.as_completed(tasks):
                 await fut  # the first JudgeUnavailable stops the run
+        except JudgeUnavailable as e:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise JudgeUnavailable(self._redact(str(e))) from None
         except BaseException:
             for t in tasks:
                 t.cancel()
@@ -165,68 +269,132 @@ class OpenAICompatibleJudge(JudgeBase):
         body.update(self.extra_body)
         return body
 
+    def _failed_attempt(self, last: str) -> None:
+        """Count a failed request for the circuit breaker; open it (stop the run) after too many in a row."""
+        self._failures_in_a_row += 1
+        if self._failures_in_a_row >= self.breaker_failures:
+            raise JudgeUnavailable(
+                f"{self.shown_url} failed {self._failures_in_a_row} requests in a row (last: {self._redact(last)}); "
+                f"stopping (circuit breaker, judges.vlm_breaker_failures = {self.breaker_failures}); answers received "
+                f"so far are kept")
+
     async def _ask(self, client, body: dict[str, Any]) -> Verdict:
+        import httpx
         import openai
-        from openai.types.chat import ChatCompletion
 
         last = ""
         t0 = time.perf_counter()
+        budget_end = t0 + self.retry_budget_s
         for attempt in range(self.max_retries + 1):
+            if self._failures_in_a_row >= self.breaker_failures:  # another query opened the breaker meanwhile
+                raise JudgeUnavailable(f"{self.shown_url}: circuit breaker open")
+            remaining = budget_end - time.perf_counter()
+            if remaining <= 0:
+                last += f"; retry budget of {self.retry_budget_s:g} s used up"
+                break
             self.calls += 1
             retry_after = None
+            deadline = min(self.timeout_s, remaining)
             try:
-                # the SDK's low-level post: same auth, errors and response model as chat.completions.create, minus
-                # its recursive request-typing pass over the (large, base64) body — ~10 ms of CPU per request
-                resp = await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+                # the SDK's low-level post with the raw response: same auth and HTTP errors as chat.completions.create,
+                # minus its request-typing pass over the (large, base64) body, and the body is parsed here, defensively
+                resp = await asyncio.wait_for(client.post("/chat/completions", body=body, cast_to=httpx.Response),
+                                              timeout=deadline)
+                raw = resp.content if hasattr(resp, "content") else b""
             except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
                 raise JudgeUnavailable(
-                    f"{self.base_url} rejected the API key (HTTP {e.status_code}); check {self._api_key_env or 'the key'}"
+                    f"{self.shown_url} rejected the API key (HTTP {e.status_code}); check {self._api_key_env or 'the key'}"
                 ) from None
             except openai.NotFoundError:
-                raise JudgeUnavailable(f"{self.base_url}: model '{self.model}' or the chat-completions route was not found (HTTP 404)") from None
-            except openai.APITimeoutError:
-                last = f"timed out after {self.timeout_s:g} s"
+                raise JudgeUnavailable(f"{self.shown_url}: model '{self.model}' or the chat-completions route was not found (HTTP 404)") from None
+            except (openai.APITimeoutError, asyncio.TimeoutError, TimeoutError):
+                last = f"timed out after {deadline:g} s"
             except openai.APIConnectionError as e:
-                last = f"cannot connect ({e.__cause__ or e})"
+                last = self._redact(f"cannot connect ({e.__cause__ or e})")
                 if attempt >= min(self.max_retries, 2):  # a dead server: fail fast, once, clearly
-                    raise JudgeUnavailable(f"cannot reach the OpenAI-compatible server at {self.base_url}: {last}") from None
+                    raise JudgeUnavailable(f"cannot reach the OpenAI-compatible server at {self.shown_url}: {last}") from None
             except openai.APIStatusError as e:
                 if e.status_code == 429 or e.status_code >= 500:
                     last = f"HTTP {e.status_code}"
                     retry_after = e.response.headers.get("retry-after")
                 else:
-                    return Verdict.failed(f"request rejected: HTTP {e.status_code} {str(e)[:200]}", "error",
-                                          latency_s=time.perf_counter() - t0)
+                    self._failures_in_a_row = 0  # the server is alive and answering
+                    return Verdict.failed(self._redact(f"request rejected: HTTP {e.status_code} {str(e)[:200]}"),
+                                          "error", latency_s=time.perf_counter() - t0)
             else:
-                return self._verdict(resp, time.perf_counter() - t0)
+                try:
+                    v = self._verdict(raw, time.perf_counter() - t0)
+                except MalformedResponse as e:
+                    why = self._redact(f"malformed response: {e}")
+                    self._failed_attempt(why)
+                    return Verdict.failed(why, "transport", latency_s=time.perf_counter() - t0)
+                self._failures_in_a_row = 0
+                return v
+            self._failed_attempt(last)
             if attempt < self.max_retries:
+                delay = self._delay(attempt, retry_after)
+                if time.perf_counter() + delay >= budget_end:
+                    last += (f"; the server asks to wait {delay:g} s" if retry_after else f"; next wait {delay:.3g} s") \
+                        + f", beyond the retry budget of {self.retry_budget_s:g} s"
+                    break
                 self.retries += 1
-                await asyncio.sleep(self._delay(attempt, retry_after))
-        return Verdict.failed(f"no answer after {self.max_retries + 1} attempts (last: {last})", "transport",
+                await asyncio.sleep(delay)
+        return Verdict.failed(f"no answer after {attempt + 1} attempt(s) (last: {last})", "transport",
                               latency_s=time.perf_counter() - t0)
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         if retry_after:
             try:
-                return min(60.0, max(0.0, float(retry_after)))
+                value = float(retry_after)
+                if value == value:  # not NaN
+                    return max(0.0, value)  # honoured in full when it fits the retry budget, else the query stops
             except ValueError:
                 pass
         return min(60.0, self.backoff_s * 2**attempt) * (0.5 + random.random() / 2)
 
-    def _verdict(self, resp, latency: float) -> Verdict:
-        choice = resp.choices[0] if resp.choices else None
-        text = (choice.message.content or "") if choice is not None else ""
-        usage = getattr(resp, "usage", None)
-        tin = getattr(usage, "prompt_tokens", None) if usage else None
-        tout = getattr(usage, "completion_tokens", None) if usage else None
+    def _verdict(self, raw: bytes, latency: float) -> Verdict:
+        """A chat-completion body → :class:`Verdict`; :class:`MalformedResponse` when it is not one."""
+        if len(raw) > MAX_RESPONSE_BYTES:
+            raise MalformedResponse(f"{len(raw)} bytes, more than {MAX_RESPONSE_BYTES}")
+        try:
+            obj = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            head = raw[:60].decode("utf-8", "replace").replace("\n", " ")
+            raise MalformedResponse(f"not JSON ({len(raw)} bytes starting {head!r})") from None
+        if not isinstance(obj, dict):
+            raise MalformedResponse(f"a JSON {type(obj).__name__}, expected an object")
+        choices = obj.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise MalformedResponse(f"'choices' is {'empty' if choices == [] else repr(choices)[:40]}, expected a list "
+                                    f"with one answer")
+        choice = choices[0]
+        message = choice.get("message") if isinstance(choice, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if content is not None and not isinstance(content, str):
+            if isinstance(content, list):  # content parts
+                content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+            else:
+                raise MalformedResponse(f"message content is a {type(content).__name__}, expected text")
+        if not isinstance(message, dict):
+            raise MalformedResponse("choices[0] has no message")
+        text = self._redact(content or "")
+        usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
+        tin, tout = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        tin = tin if isinstance(tin, int) and not isinstance(tin, bool) and 0 <= tin < 2**62 else None
+        tout = tout if isinstance(tout, int) and not isinstance(tout, bool) and 0 <= tout < 2**62 else None
         cost = None
         if self.price_in is not None and self.price_out is not None and tin is not None and tout is not None:
             cost = (tin * self.price_in + tout * self.price_out) / 1e6
-        common = dict(text=text, rationale=rationale(text), latency_s=latency, tokens_in=tin, tokens_out=tout, cost_usd=cost)
-        r = parse_rating(text)
+        try:
+            r = parse_rating(text)
+            why_text = rationale(text)
+        except ValueError:  # a rating with thousands of digits (int() refuses it): not a rating in [−5, 5]
+            r, why_text = None, ""
+        common = dict(text=cap(text), rationale=cap(why_text), latency_s=latency, tokens_in=tin, tokens_out=tout,
+                      cost_usd=cost)
         if r is None:
             why = "empty answer" if not text.strip() else "no 'RATING: r' with |r| ≤ 5 in the answer"
-            if choice is not None and choice.finish_reason == "length":
+            if isinstance(choice, dict) and choice.get("finish_reason") == "length":
                 why += " (stopped at max_tokens)"
             return Verdict.failed(why, "parse", **common)
         return Verdict(rating=r, **common)

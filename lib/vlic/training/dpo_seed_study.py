@@ -142,10 +142,9 @@ def _run(jobs: list[tuple], workers: int) -> pd.DataFrame:
         return pd.DataFrame()
     if workers <= 1 or len(jobs) == 1:
         return pd.DataFrame([_replicate_job(j) for j in jobs])
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from vlic.processes import worker_pool
 
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+    with worker_pool(min(workers, len(jobs))) as pool:  # workers die with this process (SIGKILL included)
         return pd.DataFrame(list(pool.map(_replicate_job, jobs)))
 
 

@@ -26,7 +26,9 @@ from vlic.training.reward import UnanimousReward
 
 VLM_KEYS = {"vlm_backend": "backend", "vlm_model": "model", "vlm_base_url": "base_url",
             "vlm_api_key_env": "api_key_env", "vlm_concurrency": "concurrency", "vlm_temperature": "temperature",
-            "vlm_max_tokens": "max_tokens", "vlm_min_side": "min_side", "vlm_send_seed": "send_seed"}
+            "vlm_max_tokens": "max_tokens", "vlm_min_side": "min_side", "vlm_send_seed": "send_seed",
+            "vlm_timeout_s": "timeout_s", "vlm_max_retries": "max_retries", "vlm_retry_budget_s": "retry_budget_s",
+            "vlm_breaker_failures": "breaker_failures"}
 
 
 @dataclass

@@ -23,7 +23,8 @@ accepted), when a batch is not judged by its deadline, and at checkpoints (it dr
 saved state is complete); every wait is measured. Ties and disagreements are discarded and counted.
 
 Resumable: every ``checkpoint_every`` steps the policy weights (safetensors), the optimizer, the random generator,
-the buffer, the judged-but-not-yet-merged pairs and the curves go to ``resume_dir``; rerunning with the same
+the buffer, the judged-but-not-yet-merged pairs and the curves go to ``resume_dir`` as one atomic unit (a directory
+with a SHA-256 manifest, swapped in with one rename: :func:`save_checkpoint`); rerunning with the same
 configuration continues from there (bit-identical to an uninterrupted run), a different configuration starts over
 (and says so).
 """
@@ -32,7 +33,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +51,7 @@ from tqdm.auto import tqdm
 from vlic.codec.autoencoder import DiffusionCodec
 from vlic.codec.checkpoint import Checkpoint
 from vlic.codec.sampling import sample, timesteps
+from vlic.files import recover_dir, replace_dir
 from vlic.training.buffer import Candidate, Judgement, OnlinePreferenceCollector, PreferenceBuffer
 from vlic.training.dpo import diffusion_dpo_loss
 from vlic.training.pretrain import random_crops, to_tensors
@@ -141,6 +146,60 @@ def _code_digest() -> str:
     return h.hexdigest()[:16]
 
 
+CHECKPOINT_DIR = "checkpoint"  # resume_dir/rank<r>/checkpoint/{policy.safetensors, state.pt, manifest.json}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_checkpoint(target: Path, weights: dict[str, torch.Tensor], state: dict) -> None:
+    """Write one checkpoint as one unit: a staging directory with the weights, the state and a manifest of their
+    SHA-256, made ``target`` in one directory swap (:func:`vlic.files.replace_dir`). A kill at any moment leaves the
+    previous checkpoint or the new one, never half of each."""
+    from safetensors.torch import save_file
+
+    target = Path(target)
+    staging = target.with_name(f"{target.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    save_file(weights, str(staging / "policy.safetensors"))
+    torch.save(state, staging / "state.pt")
+    files = {name: _sha256(staging / name) for name in ("policy.safetensors", "state.pt")}
+    (staging / "manifest.json").write_text(json.dumps({"step": state.get("step"), "files": files}, sort_keys=True))
+    for name in (*files, "manifest.json"):
+        with open(staging / name, "rb") as f:
+            os.fsync(f.fileno())
+    replace_dir(staging, target)
+
+
+def load_checkpoint(target: Path) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """(weights, state) of the checkpoint at ``target`` after checking its manifest; None if there is none or it
+    does not verify (then it says so: training restarts rather than mixing two checkpoints)."""
+    from safetensors.torch import load_file
+
+    folder = recover_dir(target)
+    if folder is None:
+        return None
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        bad = [n for n, digest in manifest["files"].items() if _sha256(folder / n) != digest]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} do not match the manifest")
+        weights = load_file(str(folder / "policy.safetensors"))
+        state = torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
+        if state.get("step") != manifest.get("step"):
+            raise ValueError(f"state step {state.get('step')} ≠ manifest step {manifest.get('step')}")
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError) as e:
+        print(f"checkpoint '{folder}' is damaged ({e}); post-training from scratch")
+        return None
+    return weights, state
+
+
 def state_key(checkpoint: Checkpoint, cfg: DPOConfig, reward_name: str, n_images: int) -> str:
     """What a resume state must match: the base codec, the configuration, the reward, the data, the code."""
     keep = {k: v for k, v in dataclasses.asdict(cfg).items()
@@ -176,9 +235,22 @@ def train_dpo(
     """Post-train ``checkpoint``'s codec on random crops of ``images`` (uint8 RGB) with preferences from ``reward``.
 
     ``stop_at``: return after that many steps (the run is interrupted as by a time limit; its state is saved to
-    ``resume_dir`` and the next call continues it)."""
+    ``resume_dir`` and the next call continues it). While it runs, the rank's resume directory is locked
+    (:class:`vlic.processes.ResumeLock`): a second run into it stops with :class:`vlic.processes.ResumeDirBusy`."""
     from accelerate import Accelerator
-    from safetensors.torch import load_file, save_file
+
+    from vlic.processes import ResumeLock
+
+    accelerator = accelerator or Accelerator()
+    args = (checkpoint, images, reward, cfg, resume_dir, reward_name, accelerator, progress, stop_at)
+    if resume_dir is None:
+        return _train_dpo(*args)
+    with ResumeLock(Path(resume_dir) / f"rank{accelerator.process_index}"):
+        return _train_dpo(*args)
+
+
+def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, accelerator, progress, stop_at) -> DPOResult:
+    from accelerate import Accelerator
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -208,10 +280,11 @@ def train_dpo(
     key = state_key(checkpoint, cfg, reward_name, len(images))
     resume_dir = Path(resume_dir) / f"rank{rank}" if resume_dir else None
 
-    if resume_dir and (resume_dir / "state.pt").is_file():
-        state = torch.load(resume_dir / "state.pt", map_location="cpu", weights_only=False)
+    saved = load_checkpoint(resume_dir / CHECKPOINT_DIR) if resume_dir else None
+    if saved is not None:
+        weights, state = saved
         if state.get("key") == key:
-            policy.codec.load_state_dict(load_file(str(resume_dir / "policy.safetensors")))
+            policy.codec.load_state_dict(weights)
             opt.load_state_dict(state["opt"])
             gen.set_state(state["gen"])
             buffer.load_state_dict(state["buffer"])
@@ -253,14 +326,11 @@ def train_dpo(
         t0 = time.perf_counter()
         collector.drain()
         waited += time.perf_counter() - t0
-        resume_dir.mkdir(parents=True, exist_ok=True)
         weights = {k: v.detach().contiguous().cpu() for k, v in unwrapped().state_dict().items()}
-        save_file(weights, str(resume_dir / "policy.safetensors.tmp"))
-        torch.save({"key": key, "opt": opt.state_dict(), "gen": gen.get_state(), "buffer": buffer.state_dict(),
-                    "collector": collector.state_dict(), "curves": curves, "step": step, "seconds": seconds,
-                    "waited": waited, "refreshes": refreshes, "merges": dict(merges)}, resume_dir / "state.pt.tmp")
-        (resume_dir / "policy.safetensors.tmp").replace(resume_dir / "policy.safetensors")
-        (resume_dir / "state.pt.tmp").replace(resume_dir / "state.pt")
+        save_checkpoint(resume_dir / CHECKPOINT_DIR, weights,
+                        {"key": key, "opt": opt.state_dict(), "gen": gen.get_state(), "buffer": buffer.state_dict(),
+                         "collector": collector.state_dict(), "curves": curves, "step": step, "seconds": seconds,
+                         "waited": waited, "refreshes": refreshes, "merges": dict(merges)})
 
     t0 = time.perf_counter()
     try:

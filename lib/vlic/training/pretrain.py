@@ -306,8 +306,7 @@ def pretrain_many(jobs: list[dict], workers: int = 1) -> list[PretrainResult]:
     """
     if workers <= 1 or len(jobs) <= 1:
         return [_pretrain_job(dict(j, progress=j.get("progress", True))) for j in jobs]
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from vlic.processes import worker_pool
 
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+    with worker_pool(min(workers, len(jobs))) as pool:  # workers die with this process (SIGKILL included)
         return list(pool.map(_pretrain_job, jobs))
