@@ -181,3 +181,14 @@ def test_lpips_code_path_on_a_random_backbone(monkeypatch):
     ref = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     v = MetricJudge("lpips_alex").judge(ref, ref, 255 - ref)
     assert v.scores[0] == pytest.approx(0.0, abs=1e-6) and v.scores[1] > 0 and v.rating == -5
+
+
+def test_vlm_settings_from_a_chapters_parameters_are_typed():
+    from vlic.judges.factory import VLMSettings
+
+    v = VLMSettings.from_params({"vlm_backend": "api", "vlm_temperature": "3e-05", "vlm_concurrency": "4",
+                                 "vlm_send_seed": "false", "vlm_timeout_s": 30, "vlm_breaker_failures": "7",
+                                 "not_vlm": 1, "vlm_unknown": 2})
+    assert v.backend == "api" and v.temperature == 3e-05 and v.concurrency == 4 and v.send_seed is False
+    assert v.timeout_s == 30.0 and isinstance(v.timeout_s, float) and v.breaker_failures == 7
+    assert VLMSettings.from_params({}) == VLMSettings()

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 from vlic.judges.base import Judge, JudgeError
@@ -34,6 +36,21 @@ class VLMSettings:
     @property
     def configured(self) -> bool:
         return bool(self.backend)
+
+    @classmethod
+    def from_params(cls, params: dict) -> "VLMSettings":
+        """The settings from a chapter's (or params.yaml's ``judges``) ``vlm_*`` values, typed by this dataclass (DVC
+        renders small floats as e.g. ``3e-05``, which YAML 1.1 reads back as a string). Keys it does not name are
+        ignored; missing ones keep their defaults."""
+        hints = {f.name: f.type for f in dataclasses.fields(cls)}
+        values = {}
+        for key, value in params.items():
+            name = key[4:] if key.startswith("vlm_") else None
+            if name in hints:
+                default = getattr(cls, name)
+                values[name] = (str(value).strip().lower() in ("1", "true", "yes") if isinstance(default, bool) and
+                                isinstance(value, str) else type(default)(value))
+        return cls(**values)
 
     def describe(self) -> str:
         if not self.configured:

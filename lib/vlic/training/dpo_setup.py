@@ -24,12 +24,6 @@ from vlic.judges.factory import VLMSettings, judge_status, make_judge
 from vlic.training.dpo_trainer import DPOConfig
 from vlic.training.reward import UnanimousReward
 
-VLM_KEYS = {"vlm_backend": "backend", "vlm_model": "model", "vlm_base_url": "base_url",
-            "vlm_api_key_env": "api_key_env", "vlm_concurrency": "concurrency", "vlm_temperature": "temperature",
-            "vlm_max_tokens": "max_tokens", "vlm_min_side": "min_side", "vlm_send_seed": "send_seed",
-            "vlm_timeout_s": "timeout_s", "vlm_max_retries": "max_retries", "vlm_retry_budget_s": "retry_budget_s",
-            "vlm_breaker_failures": "breaker_failures"}
-
 
 @dataclass
 class DPOSetup:
@@ -75,8 +69,7 @@ def setup_dpo(prepared_dir: str, models_dir: str, cache_path: str, rate: str, re
     base_path = models / f"codec_{rate}.safetensors"
     if not base_path.is_file():
         raise FileNotFoundError(f"no pre-trained codec at {base_path}: run `dvc repro pretrain` first")
-    vlm = VLMSettings(**{field: params[key] for key, field in VLM_KEYS.items() if key in params})
-    vlm = dataclasses.replace(vlm, temperature=float(vlm.temperature))
+    vlm = VLMSettings.from_params(params)
     reward_names, referee_names = list(as_list(reward_judges)), list(as_list(referees))
     if set(reward_names) & set(referee_names):
         raise ValueError(f"a referee must not be one of the training judges: {sorted(set(reward_names) & set(referee_names))}")

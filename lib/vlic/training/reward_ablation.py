@@ -19,9 +19,8 @@ import hashlib
 import json
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -188,7 +187,9 @@ def run_jobs(jobs: Sequence[AblationJob], images: Sequence[np.ndarray], evals: S
             log(f"  {job.variant.token} seed {job.train_seed}: {'ok' if res['ok'] else res['error']} "
                 f"({res['seconds']:.0f} s)")
         return out
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    from vlic.processes import worker_pool
+
+    with worker_pool(workers) as pool:  # spawn; workers die with this process
         futures = {pool.submit(_worker, job, images, evals, threads, photos): (job, path) for job, path in todo}
         for fut in as_completed(futures):
             job, path = futures[fut]
