@@ -14,18 +14,11 @@ from vlic.codec.autoencoder import CodecConfig
 from vlic.codec.bitstream import OVERHEAD_BYTES, parse
 from vlic.codec.image_codec import DecodeError, ImageCodec
 from vlic.training.pretrain import PretrainConfig, pretrain
+from conftest import synthetic_photo as _photo
 
 TINY = CodecConfig(fsq_levels=(5, 3, 3), downsample=8, patch=4, encoder_width=16, cond_channels=8, flow_widths=(16, 16),
                    tile=32, prior_dim=32, prior_layers=1, prior_heads=2, prior_block=8)
 TRAIN = PretrainConfig(steps=4, batch_size=4, prior_steps=3, prior_batch=4, checkpoint_every=2, log_every=1)
-
-
-def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
-    """A smooth synthetic 'photo' with some texture (deterministic)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-    base = np.stack([np.sin(6 * xx + 1), np.cos(5 * yy), np.sin(4 * (xx + yy))], -1) * 90 + 128
-    return np.clip(base + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")

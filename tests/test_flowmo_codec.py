@@ -21,17 +21,11 @@ from vlic.codec.flowmo_checkpoint import (FlowMoCheckpoint, infer_config, load_c
                                           save_codec_checkpoint)
 from vlic.codec.flowmo_codec import FlowMoCodec, blended_velocity, fit_token_prior, tile_boxes
 from vlic.codec.image_codec import DecodeError
+from conftest import synthetic_photo as _photo
 
 # 256-px tiles like the released models, but narrow, shallow, patch 8 and 64 tokens × 4 bits so CPU tests stay fast
 TINY = FlowMoConfig(patch_size=8, mup_width=1, enc_mup_width=1, code_length=64, context_dim=4, enc_depth=1,
                     dec_depth=1, hidden_size=256, num_heads=4, axes_dim=(8, 24, 32), mlp_ratio=2.0, sample_steps=2)
-
-
-def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-    base = np.stack([np.sin(6 * xx + 1), np.cos(5 * yy), np.sin(4 * (xx + yy))], -1) * 90 + 128
-    return np.clip(base + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")

@@ -37,17 +37,10 @@ def fingerprint(cfg: CodecConfig, tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
-@dataclass
-class Checkpoint:
-    model: DiffusionCodec
-    prior: TokenPrior
-    rate: str = ""
-    training: dict = field(default_factory=dict)
-    path: Path | None = None
+class WeightsFingerprint:
+    """``tensors()`` (model + prior, as saved) and their ``fingerprint``, shared by every codec checkpoint kind."""
 
-    @property
-    def config(self) -> CodecConfig:
-        return self.model.config
+    fingerprint_of = None  # set below: the fingerprint function of the checkpoint kind (config, tensors) → str
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {f"model.{k}": v for k, v in self.model.state_dict().items()}
@@ -56,7 +49,22 @@ class Checkpoint:
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.config, self.tensors())
+        return type(self).fingerprint_of(self.config, self.tensors())
+
+
+@dataclass
+class Checkpoint(WeightsFingerprint):
+    model: DiffusionCodec
+    prior: TokenPrior
+    rate: str = ""
+    training: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    fingerprint_of = staticmethod(fingerprint)
+
+    @property
+    def config(self) -> CodecConfig:
+        return self.model.config
 
     def save(self, path: str | Path) -> Path:
         from safetensors.torch import save_file

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from vlic.codec.flowmo import FlowMo, FlowMoConfig, FlowMoWeightsError, check_state_dict, read_state_dict
+from vlic.codec.checkpoint import WeightsFingerprint
 from vlic.codec.prior import TokenPrior
 
 FORMAT = "vlic-flowmo/1"
@@ -95,25 +96,18 @@ def fingerprint(config: FlowMoConfig, tensors: dict[str, torch.Tensor]) -> str:
 
 
 @dataclass
-class FlowMoCheckpoint:
+class FlowMoCheckpoint(WeightsFingerprint):
     model: FlowMo
     prior: TokenPrior
     path: Path | None = None
     prior_kind: str = "uniform"  # "uniform" (a bare FlowMo checkpoint) or "fitted"
     training: dict | None = None
 
+    fingerprint_of = staticmethod(fingerprint)
+
     @property
     def config(self) -> FlowMoConfig:
         return self.model.config
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        out = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        out.update({f"prior.{k}": v for k, v in self.prior.state_dict().items()})
-        return {k: v.detach().contiguous().cpu() for k, v in out.items()}
-
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.config, self.tensors())
 
 
 def is_flowmo_checkpoint(path: str | Path) -> bool:

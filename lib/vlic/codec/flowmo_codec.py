@@ -36,7 +36,8 @@ from vlic.codec.bitstream import Container, RangeCoder
 from vlic.codec.flowmo import FlowMo, FlowMoConfig, bits_to_code, decoder_condition, rf_sample
 from vlic.codec.flowmo_checkpoint import (DEFAULT_PRIOR, FlowMoCheckpoint, build_token_prior, load_codec_checkpoint,
                                           token_side)
-from vlic.codec.image_codec import MAX_PIXELS, Compressed, DecodeError, to_pixels, to_tensor
+from vlic.codec.image_codec import Compressed, DecodeError, to_pixels, to_tensor
+from vlic.images import DEFAULT_MAX_PIXELS  # the one pixel limit of compress and decompress
 from vlic.codec.prior import TokenPrior, empty_blocks, from_blocks, to_blocks, walk
 from vlic.codec.sampling import noise_like
 from vlic.codec.tiling import _ramp, tile_starts
@@ -157,24 +158,30 @@ class FlowMoCodec:
         return g.reshape(n_rows * n_cols, s * s, C)
 
     @torch.no_grad()
-    def compress(self, pixels: np.ndarray, mode: str = "RGB", tile: int | None = None, overlap: int = 8) -> Compressed:
+    def compress(self, pixels: np.ndarray, mode: str = "RGB", tile: int | None = None, overlap: int = 8,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Compressed:
         t0 = time.perf_counter()
         H, W = pixels.shape[:2]
         if H > 65535 or W > 65535:
             raise ValueError(f"image {W}×{H} is larger than the .vlic limit of 65535 pixels a side")
+        if max_pixels and H * W > max_pixels:
+            raise ValueError(f"image {W}×{H} has more than {max_pixels:,} pixels (raise the limit with --max-pixels)")
         tile = tile or self.config.image_size
         bits, boxes = self.encode_bits(pixels, tile, overlap)
         ch, cw = canvas(H, W, tile)
         n_rows, n_cols = len(tile_starts(ch, tile, overlap, self.config.patch_size)), len(tile_starts(cw, tile, overlap, self.config.patch_size))
-        blocks = to_blocks(self.bits_to_grid(bits, n_rows, n_cols), self.side)
+        grid = self.bits_to_grid(bits, n_rows, n_cols)
+        blocks = to_blocks(grid, self.side)
         coder = RangeCoder()
         symbols = blocks.seq.numpy()
         walk(self.prior64, blocks, lambda n, j, active, probs: coder.encode(symbols[active, n, j], probs))
+        crc = bitstream.content_crc(self.fingerprint, W, H, mode, self.downsample, self.side, tile, overlap,
+                                    grid.numpy())  # a wrong decode is caught, not drawn (as vlic.codec.image_codec)
         c = Container(self.fingerprint, W, H, mode, self.downsample, self.side, tile, overlap,
-                      bitstream.words_to_bytes(coder.words()))
+                      bitstream.words_to_bytes(coder.words()), tokens_crc=crc)
         return Compressed(c.to_bytes(), W, H, coder.ideal_bits, time.perf_counter() - t0, int(bits.numel()))
 
-    def check(self, c: Container, name: str = "<bytes>") -> None:
+    def check(self, c: Container, name: str = "<bytes>", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         if c.fingerprint != self.fingerprint:
             raise DecodeError(f"'{name}' was made by model {c.fingerprint.hex()}, not by this FlowMo model "
                               f"{self.fingerprint.hex()} ({self.checkpoint.path}); pass the matching --model")
@@ -183,13 +190,14 @@ class FlowMoCodec:
             raise DecodeError(f"'{name}' has layout downsample={c.downsample}, block={c.prior_block}, tile={c.tile}, "
                               f"overlap={c.overlap}; this FlowMo expects {self.downsample}, {self.side}, "
                               f"{self.config.image_size} and an overlap multiple of {self.config.patch_size}")
-        if c.width * c.height > MAX_PIXELS:
-            raise DecodeError(f"'{name}' claims {c.width}×{c.height} pixels, more than this decoder's limit of "
-                              f"{MAX_PIXELS // 10**6} megapixels")
+        if max_pixels and c.width * c.height > max_pixels:
+            raise DecodeError(f"'{name}' claims {c.width}×{c.height} pixels, more than the limit of {max_pixels:,} "
+                              "(raise it with --max-pixels)")
 
     @torch.no_grad()
-    def decode_bits(self, c: Container, name: str = "<bytes>") -> tuple[torch.Tensor, list]:
-        self.check(c, name)
+    def decode_bits(self, c: Container, name: str = "<bytes>",
+                    max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[torch.Tensor, list]:
+        self.check(c, name, max_pixels)
         ch, cw = canvas(c.height, c.width, c.tile)
         rows, cols = tile_starts(ch, c.tile, c.overlap, self.config.patch_size), tile_starts(cw, c.tile, c.overlap, self.config.patch_size)
         gh, gw = self._grid(len(rows), len(cols))
@@ -200,19 +208,22 @@ class FlowMoCodec:
         except (ValueError, RuntimeError, AssertionError) as e:
             raise DecodeError(f"'{name}': the payload cannot be range-decoded ({e})") from None
         grid = from_blocks(blocks, self.config.context_dim, gh, gw)
+        if c.content_crc(grid.numpy()) != c.tokens_crc:
+            raise DecodeError(f"'{name}': the decoded tokens do not match the file's content checksum (a forged or "
+                              "damaged file, or a decoder whose probabilities differ from the encoder's)")
         return self.grid_to_bits(grid, len(rows), len(cols)), [(y, x) for y in rows for x in cols]
 
     @torch.no_grad()
     def decompress(self, data: bytes | Container, steps: int | None = None, seed: int = 0, tile: int | None | str = "file",
                    overlap: int | None = None, cfg_scale: float | None = None, name: str = "<bytes>",
-                   progress: bool = False, **_ignored) -> np.ndarray:
+                   progress: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS, **_ignored) -> np.ndarray:
         """Decode to uint8 pixels. ``steps``/``cfg_scale`` default to the config's ``eval.sampling`` (25, 1.5 for the
         released models); the schedule and CFG interval are the config's. ``tile`` must be the file's layout."""
         c = data if isinstance(data, Container) else bitstream.parse(data, name)
         if tile is None:
             raise DecodeError(f"'{name}': FlowMo decodes tile by tile (each tile has its own tokens); "
                               f"an untiled decode does not exist")
-        bits, boxes = self.decode_bits(c, name)
+        bits, boxes = self.decode_bits(c, name, max_pixels)
         cfg = self.config
         conditions = decoder_condition(bits_to_code(bits)).to(self.device)
         ch, cw = canvas(c.height, c.width, c.tile)
