@@ -60,8 +60,10 @@ def replicate(values: dict, seed: int, pretrain_seed: int = 0, on: str = "holdou
     if on == "validation":
         if not setup.validation:
             raise ValueError("on='validation' needs validation_images (training photos left out of post-training)")
-        # a search over recipes must not resume another recipe's run: key the scratch folder by the recipe
-        resume = setup.resume_dir / "validation" / _recipe_key(values) / f"pretrain{int(pretrain_seed)}_seed{seed}"
+        # a search over recipes must not resume another recipe's run: key the scratch folder by the recipe; it lives
+        # beside the verdict cache (scratch, gitignored), not inside the DVC output codec_dpo.resume
+        resume = (Path(values["cache_path"]).parent / "dpo_validation" / _recipe_key(values)
+                  / f"pretrain{int(pretrain_seed)}_seed{seed}")
     elif on != "holdout":
         raise ValueError(f"on must be 'holdout' or 'validation', got {on!r}")
     if int(pretrain_seed):
