@@ -18,17 +18,7 @@ from vlic.codec.autoencoder import DiffusionCodec
 from vlic.codec.checkpoint import Checkpoint, CheckpointError, build_prior, load
 from vlic.images import load_rgb
 
-from test_robust_codec import TINY, _photo
-
-
-def _fails(argv, capsys, *expected) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1, err
-    for e in expected:
-        assert e in err, err
-    return err
+from test_robust_codec import TINY, _fails, _photo
 
 
 def _chunk(t: bytes, d: bytes) -> bytes:
