@@ -146,3 +146,47 @@ def score_by_column(runs: Runs, sets: Mapping[str, TwoAFCSet], set_name: str, co
     if not rows:
         return pd.DataFrame()
     return pd.DataFrame(rows).pivot(index="judge", columns=column, values="score")
+
+
+def summary_json(names: Sequence[str], label: Mapping[str, str], status: Mapping[str, str | None],
+                 judges: Mapping[str, Judge], sets: Mapping[str, TwoAFCSet], overall: pd.DataFrame,
+                 off_diag: pd.DataFrame, pair_agree: pd.DataFrame, costs: pd.DataFrame, votes: pd.DataFrame,
+                 seeds: int, orders: int) -> dict:
+    """Chapter 01's ``results/2afc.json``: per judge its status and, when it ran, its score on each set with a CI,
+    its mean agreement with the other judges on compressed pairs and its cost; the unanimous vote; mean agreement."""
+    summary: dict = {"sets": {k: len(s) for k, s in sets.items()}, "judges": {}, "seeds": seeds, "orders": orders}
+    for n in names:
+        entry: dict = {"label": label[n], "status": status[n] or "ok"}
+        if n in judges:
+            for _, r in overall[overall.judge == n].iterrows():
+                entry[r.set] = {"score": round(r.score, 4), "ci": [round(r.ci_low, 4), round(r.ci_high, 4)],
+                                "failure_rate": round(r.failure_rate, 4)}
+            others = off_diag[(off_diag.judge_1 == n) | (off_diag.judge_2 == n)]
+            if len(others):
+                entry["compressed_mean_agreement"] = round(float(others.agreement.mean()), 4)
+            c = costs[costs.judge == n]
+            entry["model_calls_this_run"] = int(c.calls_this_run.sum())
+            entry["model_s_per_pair"] = round(float((c.model_s_per_pair * c.n_pairs).sum() / c.n_pairs.sum()), 6)
+        summary["judges"][n] = entry
+    if len(votes):
+        summary["unanimous_vote"] = {
+            r.set: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "set" and not pd.isna(v)}
+            for _, r in votes.iterrows()
+        }
+    if len(off_diag):  # mean pairwise agreement of the judges that ran, over all compressed pairs and per codec pair
+        summary["compressed_agreement"] = {"all": round(float(off_diag.agreement.mean()), 4),
+                                           **pair_agree.groupby("family").agreement.mean().round(4).to_dict()}
+    summary["model_calls_this_run"] = int(costs.calls_this_run.sum()) if len(costs) else 0
+    return summary
+
+
+def summary_table(summary: Mapping, gt_sets: Sequence[str]) -> pd.DataFrame:
+    """The reader's view of :func:`summary_json`: one row per judge, score [95 % CI] per ground-truth set."""
+    return pd.DataFrame([
+        {"judge": e["label"], "status": e["status"],
+         **{f"{k}: score [95 % CI]": f"{e[k]['score']:.3f} [{e[k]['ci'][0]:.3f}, {e[k]['ci'][1]:.3f}]" if k in e else "—"
+            for k in gt_sets},
+         "compressed: mean agreement": f"{e['compressed_mean_agreement']:.3f}" if "compressed_mean_agreement" in e else "—",
+         "model calls this run": e.get("model_calls_this_run", "—")}
+        for e in summary["judges"].values()
+    ]).set_index("judge")
