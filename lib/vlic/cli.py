@@ -18,7 +18,7 @@ class UserError(Exception):
 
 def _in_repository(folder: Path) -> bool:
     """Whether ``folder`` is the compendium's root (where ``data/raw`` belongs)."""
-    return (folder / "dvc.yaml").is_file() and (folder / "data.dvc").is_file()
+    return (folder / "dvc.yaml").is_file() and (folder / "params.yaml").is_file()
 
 
 def _data_assemble(args: argparse.Namespace) -> int:
@@ -27,7 +27,7 @@ def _data_assemble(args: argparse.Namespace) -> int:
 
     if args.raw_dir is None:
         if not _in_repository(Path.cwd()):
-            raise UserError(f"'{Path.cwd()}' is not the compendium's root (no dvc.yaml and data.dvc here); run from "
+            raise UserError(f"'{Path.cwd()}' is not the compendium's root (no dvc.yaml and params.yaml here); run from "
                             f"the repository or name the destination: vlic data assemble RAW_DIR")
         args.raw_dir = "data/raw"
     try:
