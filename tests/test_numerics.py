@@ -82,3 +82,6 @@ def test_compare_skips_timings_and_finds_changed_numbers():
     assert reproduce.compare(old, json.loads(json.dumps(old))).identical
     assert reproduce.compare({"a": 1}, {"a": 1.0}).differ  # a type change is a change
     assert reproduce.compare({"a": 1}, {"b": 1}).missing == ["a", "b"]
+    # how many model calls a run made depends on the verdict cache, not on the study
+    assert reproduce.compare({"j": {"model_calls_this_run": 0, "model_s_per_pair": 0.1, "score": 0.9}},
+                             {"j": {"model_calls_this_run": 576, "model_s_per_pair": 0.2, "score": 0.9}}).identical
