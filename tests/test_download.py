@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vlic.data.download import DATASETS, DownloadError, RemoteFile, fetch
+from vlic.data.download import DATASETS, download
+from vlic.fetch import DownloadError, RemoteFile, fetch
 
 PAYLOAD = bytes(range(256)) * 400  # 102 400 bytes
 

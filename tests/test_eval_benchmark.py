@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from vlic.eval.baselines import BaselineCodec
+from vlic.codec.baselines import BaselineCodec
 from vlic.eval.benchmark import (Reconstructions, baseline_reconstructions, compressai_status, cut_patches,
                                  downscaled_compress)
 from vlic.eval.elo import elo_bootstrap

@@ -7,13 +7,10 @@ code 2 — never a traceback. Heavy imports happen inside the subcommands so ``v
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-
-class UserError(Exception):
-    """An error caused by the input or the environment, reported as one line with exit code 2."""
+from vlic.console import UserError, print_json
 
 
 def _in_repository(folder: Path) -> bool:
@@ -43,7 +40,8 @@ def _data_assemble(args: argparse.Namespace) -> int:
 
 
 def _data_download(args: argparse.Namespace) -> int:
-    from vlic.data.download import DownloadError, download
+    from vlic.data.download import download
+    from vlic.fetch import DownloadError
 
     try:
         folder = download(args.dataset, args.raw_dir)
@@ -250,11 +248,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vlic: interrupted", file=sys.stderr)
         return 130
-
-
-def print_json(obj) -> None:
-    """One JSON line on stdout (for ``--json`` flags)."""
-    print(json.dumps(obj, sort_keys=True))
 
 
 if __name__ == "__main__":  # pragma: no cover

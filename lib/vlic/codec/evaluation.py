@@ -46,7 +46,7 @@ def evaluate_codec(codec: ImageCodec, images: dict[str, np.ndarray], rate: str, 
 def evaluate_baselines(images: dict[str, np.ndarray], targets: dict[str, float], codecs: tuple[str, ...],
                        label: str = "") -> tuple[list[dict], dict]:
     """Each baseline at the highest quality whose file is ≤ ``targets[image]`` bpp. Returns (rows, reconstructions)."""
-    from vlic.eval.baselines import BaselineCodec
+    from vlic.codec.baselines import BaselineCodec
 
     rows, recon = [], {}
     for name in codecs:

@@ -166,10 +166,10 @@ def severity_ladder(crops: Crops, families: Sequence[str] = tuple(FAMILIES), max
 
 # --- compressed-pair set -------------------------------------------------------------------------------------------
 def pillow_reconstructor(fmt: str) -> Reconstructor:
-    """A Pillow codec (``jpeg``, ``webp``, ``avif``; :class:`vlic.eval.baselines.BaselineCodec`) at the highest
+    """A Pillow codec (``jpeg``, ``webp``, ``avif``; :class:`vlic.codec.baselines.BaselineCodec`) at the highest
     quality whose file stays within the target bpp (header included; the lowest quality when even that is larger —
     the achieved bpp is reported, never hidden)."""
-    from vlic.eval.baselines import BaselineCodec
+    from vlic.codec.baselines import BaselineCodec
 
     codec = BaselineCodec(fmt.lower())
 

@@ -4,7 +4,7 @@ pixels from decoding those bytes.
 * **learned** codecs (:func:`learned_reconstructions`): a ``.vlic`` bitstream per photo, decoded with given noise
   seeds (the codec's own path: entropy decoding, latent decoder, tiled sampling);
 * **classical** codecs (:func:`baseline_reconstructions`): JPEG/WebP/AVIF at the highest quality whose file fits a
-  target bpp (:class:`vlic.eval.baselines.BaselineCodec`). When even the lowest quality overshoots — Pillow's
+  target bpp (:class:`vlic.codec.baselines.BaselineCodec`). When even the lowest quality overshoots — Pillow's
   codecs cannot go below ≈ 0.1 bpp on 512-px photos — the row keeps the nearest achievable rate and says
   ``matched = False``; it is never presented as matched;
 * **downscale-then-code** (``<codec>-ds``): the standard way a classical codec reaches very low rates — Lanczos
@@ -93,7 +93,7 @@ def baseline_reconstructions(photos: dict[str, np.ndarray], targets: dict[str, d
                              scales: tuple[float, ...] = DOWNSCALES) -> Reconstructions:
     """``targets``: rate point → photo → target bpp. For every classical codec and rate point: the codec as it is
     (matched or nearest achievable) and, if ``downscale``, its downscale-then-code variant ``<codec>-ds``."""
-    from vlic.eval.baselines import BaselineCodec
+    from vlic.codec.baselines import BaselineCodec
 
     out = Reconstructions()
     for name in codecs:

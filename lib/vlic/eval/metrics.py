@@ -230,7 +230,6 @@ def hifid_patches(px: np.ndarray, size: int) -> list[np.ndarray]:
 def effnet_features(input_size: int = 224) -> Callable:
     """(B, 3, h, w) in [0, 1] → (B, 1280) pooled EfficientNet-Lite0 features, inputs resized (bicubic) to
     ``input_size``² first (0 = as they are)."""
-    import torch
     import torch.nn.functional as F
 
     from vlic.perception import effnet

@@ -1,0 +1,128 @@
+"""The library's dependencies point down: a module imports only from its own package or from a lower layer, lazy
+(function-level) imports included, and no two modules import each other, directly or around a cycle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+LIB = Path(__file__).resolve().parents[1] / "lib"
+
+# Lowest first. A module may import its own package and anything of a strictly lower layer; two packages of one layer
+# must not import each other. A new top-level module or package needs a line here.
+LAYERS = [
+    {"vlic", "console", "numerics", "files", "fetch", "processes", "config", "viz"},
+    {"images", "notebooks"},
+    {"codec", "perception"},
+    {"data"},
+    {"judges"},
+    {"eval"},
+    {"lowlevel", "machine"},
+    {"training"},
+    {"widgets", "reproduce"},
+    {"cli"},
+]
+RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in (LIB / "vlic").rglob("*.py"):
+        parts = path.relative_to(LIB).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """Every vlic module ``name`` imports, anywhere in the file (``from a import b`` counts as ``a.b`` when that is a
+    module, else ``a``)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([node.module] if node.module else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+        else:
+            continue
+        for t in targets:
+            while t and t not in modules:
+                t = t.rpartition(".")[0]
+            if t.startswith("vlic") and t != name:
+                found.add(t)
+    return found
+
+
+def _top(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "vlic"
+
+
+MODULES = _modules()
+GRAPH = {m: _imports(m, p, MODULES) for m, p in MODULES.items()}
+
+
+def test_every_package_has_a_layer():
+    missing = sorted({_top(m) for m in MODULES} - set(RANK))
+    assert not missing, f"add these to LAYERS in {Path(__file__).name}: {missing}"
+
+
+def test_imports_point_down():
+    wrong = [f"{m} imports {d}" for m, deps in sorted(GRAPH.items()) for d in sorted(deps)
+             if _top(m) != _top(d) and RANK.get(_top(d), 99) >= RANK.get(_top(m), -1)]
+    assert not wrong, "imports that point up or sideways:\n" + "\n".join(wrong)
+
+
+def test_no_import_cycle():
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in GRAPH[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(GRAPH):
+        if v not in index:
+            visit(v)
+    assert not cycles, f"import cycles: {cycles}"
+
+
+@pytest.mark.parametrize("layer", ["data", "codec", "judges", "perception"])
+def test_lower_layers_import_no_evaluation_or_training(layer):
+    wrong = [f"{m} imports {d}" for m, deps in GRAPH.items() if _top(m) == layer for d in deps
+             if _top(d) in {"eval", "training", "machine", "lowlevel", "cli"}]
+    assert not wrong, wrong
+
+
+def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
+    pkg = tmp_path / "vlic" / "codec"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "x.py").write_text("def f():\n    from vlic.eval.metrics import psnr\n    from . import y\n")
+    (pkg / "y.py").write_text("")
+    mods = {"vlic.codec": pkg / "__init__.py", "vlic.codec.x": pkg / "x.py", "vlic.codec.y": pkg / "y.py",
+            "vlic.eval.metrics": tmp_path / "m.py"}
+    assert _imports("vlic.codec.x", pkg / "x.py", mods) == {"vlic.eval.metrics", "vlic.codec.y"}
