@@ -17,7 +17,7 @@ from vlic.eval.benchmark import (Reconstructions, baseline_reconstructions, comp
 from vlic.eval.elo import elo_bootstrap
 from vlic.eval.metrics import FullReference, distribution_metric, frechet_distance, kernel_distance, status
 from vlic.eval.report import END, START, render_readme, render_table, update_readme
-from vlic.eval.summary import bd_rate_entry, mean_ci, paired_difference, pairwise_comparisons, results_table
+from vlic.eval.summary import bd_rate_entry, paired_difference, pairwise_comparisons, results_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -135,13 +135,6 @@ def test_distribution_metric_runs_on_a_tiny_random_feature_network(photo):
 
 
 # ---- statistics -----------------------------------------------------------------------------------------------------
-
-def test_mean_ci():
-    m, lo, hi = mean_ci([1.0, 2.0, 3.0, 4.0], n_boot=500, seed=0)
-    assert m == 2.5 and 1.0 <= lo < 2.5 < hi <= 4.0
-    assert np.isnan(mean_ci([3.0])[1])
-    with pytest.raises(ValueError):
-        mean_ci([1.0, float("nan")])
 
 
 def _photos_df():

@@ -13,7 +13,7 @@ LIB = Path(__file__).resolve().parents[1] / "lib"
 # Lowest first. A module may import its own package and anything of a strictly lower layer; two packages of one layer
 # must not import each other. A new top-level module or package needs a line here.
 LAYERS = [
-    {"vlic", "console", "numerics", "files", "fetch", "processes", "config", "viz"},
+    {"vlic", "console", "numerics", "files", "fetch", "processes", "config", "stats", "viz"},
     {"images", "notebooks"},
     {"codec", "perception"},
     {"data"},

@@ -24,6 +24,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from vlic.images import to_pixels, to_tensor
+
 DOWNSCALES = (1.0, 0.75, 0.5, 0.375, 0.25, 0.1875, 0.125)
 
 
@@ -168,7 +170,7 @@ def compressai_reconstructions(model: str, qualities: tuple[int, ...], photos: d
         net = image_models[model](quality=q, pretrained=True).eval()
         for photo, px in photos.items():
             H, W = px.shape[:2]
-            x = torch.from_numpy(px).permute(2, 0, 1)[None].float() / 255
+            x = to_tensor(px, "unit")
             p = 64
             xp = torch.nn.functional.pad(x, (0, (-W) % p, 0, (-H) % p), mode="replicate")
             with torch.inference_mode():
@@ -178,5 +180,5 @@ def compressai_reconstructions(model: str, qualities: tuple[int, ...], photos: d
             out.add({"codec": f"compressai-{model}", "family": "learned (CompressAI)", "rate_point": f"q{q}",
                      "photo": photo, "seed": 0, "bpp": 8 * n_bytes / (H * W), "bytes": n_bytes, "target_bpp": np.nan,
                      "matched": True, "quality": q, "scale": 1.0, "decode_seconds": np.nan},
-                    (rec[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
+                    to_pixels(rec[0], "unit"))
     return out

@@ -18,7 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from vlic.codec.autoencoder import DiffusionCodec
-from vlic.codec.image_codec import ImageCodec, pad_to, to_pixels, to_tensor
+from vlic.codec.image_codec import ImageCodec, pad_to
+from vlic.images import to_pixels, to_tensor
 from vlic.codec.sampling import sample
 
 
@@ -43,7 +44,7 @@ def decode_codes(model: DiffusionCodec, codes: torch.Tensor, height: int, width:
     """Codes (1, C, h, w) → uint8 photo with ``model``'s latent decoder and flow (the codec's decoding path)."""
     features, mean = model.condition_from_codes(codes)
     x = sample(model, features, mean, steps=steps, seed=seed, tile=tile, overlap=overlap)
-    return to_pixels(x[:, :, :height, :width])
+    return to_pixels(x[0, :, :height, :width])
 
 
 def compare_on_same_bitstream(base: ImageCodec, models: dict[str, DiffusionCodec], photos: dict[str, np.ndarray],

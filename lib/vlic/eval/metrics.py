@@ -35,6 +35,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from vlic.codec.quality import ms_ssim_torch, psnr
+from vlic.images import to_tensor
 from vlic.judges.metric import METRICS
 from vlic.perception import SOURCES as PERCEPTION_SOURCES
 
@@ -133,8 +134,7 @@ class FullReference:
         if ref.shape != x.shape:
             raise ValueError(f"reference {ref.shape} and reconstruction {x.shape} differ in shape")
         out = {}
-        tr = torch.from_numpy(np.array(ref, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
-        tx = torch.from_numpy(np.array(x, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
+        tr, tx = to_tensor(ref, "unit"), to_tensor(x, "unit")
         for name in self.names:
             if name == "psnr":
                 out[name] = psnr(ref, x)
@@ -209,7 +209,7 @@ def patch_features(feature_fn: Callable, patches: Sequence[np.ndarray], batch: i
     out = []
     with torch.inference_mode():
         for s in range(0, len(patches), batch):
-            x = torch.from_numpy(np.stack(patches[s : s + batch])).permute(0, 3, 1, 2).float() / 255
+            x = to_tensor(list(patches[s : s + batch]), "unit")
             out.append(feature_fn(x).reshape(len(x), -1).double().cpu().numpy())
     return np.concatenate(out)
 

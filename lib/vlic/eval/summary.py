@@ -15,20 +15,7 @@ import numpy as np
 import pandas as pd
 
 from vlic.eval.ratedistortion import bd_rate
-
-
-def mean_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and percentile-bootstrap interval of independent values (NaN interval for fewer than 2 values)."""
-    v = np.asarray(values, dtype=float)
-    if v.size == 0 or not np.all(np.isfinite(v)):
-        raise ValueError(f"mean_ci needs finite values, got {v.tolist()}")
-    if v.size < 2 or n_boot <= 0:
-        return float(v.mean()), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    boot = v[rng.integers(0, v.size, size=(int(n_boot), v.size))].mean(axis=1)
-    a = (1 - level) / 2
-    lo, hi = np.quantile(boot, [a, 1 - a])
-    return float(v.mean()), float(lo), float(hi)
+from vlic.stats import mean_ci
 
 
 def per_photo(df: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
