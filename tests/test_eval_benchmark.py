@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from vlic.codec.baselines import BaselineCodec
-from vlic.eval.benchmark import (Reconstructions, baseline_reconstructions, compressai_status, cut_patches,
+from vlic.eval.benchmark import (Reconstructions, baseline_reconstructions, compressai_availability, cut_patches,
                                  downscaled_compress)
 from vlic.eval.elo import elo_bootstrap
-from vlic.eval.metrics import FullReference, distribution_metric, frechet_distance, kernel_distance, status
+from vlic.eval.metrics import FullReference, distribution_metric, frechet_distance, kernel_distance, availability
 from vlic.eval.report import END, START, render_readme, render_table, update_readme
 from vlic.eval.summary import bd_rate_entry, paired_difference, pairwise_comparisons, results_table
 
@@ -65,7 +65,7 @@ def test_reconstructions_refuse_duplicates_and_patches_outside_the_photo(photo):
 
 
 def test_compressai_is_reported_not_faked():
-    reason = compressai_status("bmshj2018-hyperprior")
+    reason = compressai_availability("bmshj2018-hyperprior")
     try:
         import compressai  # noqa: F401
     except ImportError:
@@ -91,9 +91,9 @@ def test_full_reference_values_and_directions(photo):
 
 def test_unavailable_metrics_say_why():
     for name in ("fid", "kid", "fd_dino"):
-        reason = status(name)
+        reason = availability(name)
         assert reason is None or "not available offline" in reason
-    assert "unknown metric" in status("nope")
+    assert "unknown metric" in availability("nope")
 
 
 def _frechet_scipy(f1, f2):

@@ -84,3 +84,16 @@ def fetch(remote: RemoteFile, dest_dir: Path, timeout: float = 60.0, chunk: int 
         raise DownloadError(f"{remote.filename}: sha256 {got[:12]}… does not match the pinned {remote.sha256[:12]}…; deleted")
     part.replace(target)
     return target
+
+
+def hub_dir() -> Path:
+    """torch.hub's cache folder (``$TORCH_HOME/hub``): where hub weights are found when a user has them. Nothing in the
+    laptop profile fills it; every "available offline, else why" check of hub weights looks here."""
+    import torch
+
+    return Path(torch.hub.get_dir())
+
+
+def hub_checkpoints() -> Path:
+    """``hub_dir() / "checkpoints"``: torch.hub's downloaded weight files."""
+    return hub_dir() / "checkpoints"

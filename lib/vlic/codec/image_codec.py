@@ -247,7 +247,3 @@ class ImageCodec:
     def mean_pixels(c: Container, mean: torch.Tensor) -> np.ndarray:
         """The deterministic mean head's reconstruction μ (what the flow refines), as uint8 pixels."""
         return to_pixels(mean[0, :, : c.height, : c.width])
-
-    def mean_reconstruction(self, data: bytes | Container, name: str = "<bytes>") -> np.ndarray:
-        c, _, mean = self.decode_condition(data, name)
-        return self.mean_pixels(c, mean)

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from vlic.fetch import hub_checkpoints
 from vlic.images import to_pixels, to_tensor
 
 DOWNSCALES = (1.0, 0.75, 0.5, 0.375, 0.25, 0.1875, 0.125)
@@ -134,17 +135,14 @@ def cut_patches(px: np.ndarray, boxes: list[tuple[int, int]], size: int) -> list
     return out
 
 
-def compressai_status(model: str) -> str | None:
+def compressai_availability(model: str) -> str | None:
     """None when CompressAI zoo model ``model`` (e.g. ``bmshj2018-hyperprior``) has weights in the torch hub cache,
     else why not. Weights are never downloaded here."""
     try:
         import compressai.zoo  # noqa: F401
     except ImportError:
         return f"CompressAI {model} not available offline: the compressai package is not installed"
-    import torch
-    from pathlib import Path
-
-    found = sorted((Path(torch.hub.get_dir()) / "checkpoints").glob(f"{model}-*.pth.tar"))
+    found = sorted(hub_checkpoints().glob(f"{model}-*.pth.tar"))
     if not found:
         return (f"CompressAI {model} not available offline: no {model}-*.pth.tar in the torch hub cache "
                 "(never downloaded at run time)")
@@ -155,15 +153,14 @@ def compressai_reconstructions(model: str, qualities: tuple[int, ...], photos: d
     """A cached CompressAI zoo model at each quality: real strings (bpp from their bytes), decoded pixels.
     Rate points are named ``q<quality>``; only qualities whose weights are cached are run."""
     import torch
-    from pathlib import Path
 
-    reason = compressai_status(model)
+    reason = compressai_availability(model)
     if reason:
         raise RuntimeError(reason)
     from compressai.zoo import image_models
 
     out = Reconstructions()
-    ckpts = Path(torch.hub.get_dir()) / "checkpoints"
+    ckpts = hub_checkpoints()
     for q in qualities:
         if not list(ckpts.glob(f"{model}-{q}-*.pth.tar")):
             continue

@@ -29,12 +29,12 @@ of them is ever downloaded here: :func:`status` returns the reason, which the ch
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from vlic.codec.quality import ms_ssim_torch, psnr
+from vlic.fetch import hub_checkpoints, hub_dir
 from vlic.images import to_tensor
 from vlic.judges.metric import METRICS
 from vlic.perception import SOURCES as PERCEPTION_SOURCES
@@ -64,38 +64,32 @@ DINO_REPO = "facebookresearch_dinov2_main"
 DINO_WEIGHTS = "dinov2_vitl14_pretrain.pth"                       # FD-DINO: DINOv2 ViT-L/14 (Stein et al. 2023)
 
 
-def _hub() -> Path:
-    import torch
-
-    return Path(torch.hub.get_dir())
-
-
-def status(name: str) -> str | None:
+def availability(name: str) -> str | None:
     """None when metric ``name`` can run on this machine without a download, else the reason (one line)."""
     if name in FULL_REFERENCE:
-        from vlic.judges.metric import availability
+        from vlic.judges.metric import availability as judge_availability
 
-        return availability(name)
+        return judge_availability(name)
     if name in NO_REFERENCE:
-        from vlic.perception import availability
+        from vlic.perception import availability as perception_availability
 
-        return availability(name)
+        return perception_availability(name)
     if name in ("fd_effnet", "kid_effnet"):
-        from vlic.perception import availability
+        from vlic.perception import availability as perception_availability
 
-        return availability("effnet_lite0")
+        return perception_availability("effnet_lite0")
     if name in ("fid", "kid"):
         try:
             import torch_fidelity  # noqa: F401
         except ImportError:
             return (f"{LABELS[name]} not available offline: torchmetrics' {LABELS[name]} needs the torch-fidelity "
                     "package (not installed) and its Inception weights")
-        if not (_hub() / "checkpoints" / INCEPTION_WEIGHTS).is_file():
+        if not (hub_checkpoints() / INCEPTION_WEIGHTS).is_file():
             return (f"{LABELS[name]} not available offline: Inception weights {INCEPTION_WEIGHTS} are not in "
-                    f"{_hub() / 'checkpoints'} (never downloaded at run time)")
+                    f"{hub_dir() / 'checkpoints'} (never downloaded at run time)")
         return None
     if name == "fd_dino":
-        missing = [str(p) for p in (_hub() / DINO_REPO, _hub() / "checkpoints" / DINO_WEIGHTS) if not p.exists()]
+        missing = [str(p) for p in (hub_dir() / DINO_REPO, hub_checkpoints() / DINO_WEIGHTS) if not p.exists()]
         if missing:
             return f"FD-DINO not available offline: DINOv2 ({', '.join(missing)}) is not cached (never downloaded)"
         return None
@@ -109,7 +103,7 @@ class FullReference:
         unknown = [n for n in names if n not in FULL_REFERENCE]
         if unknown:
             raise ValueError(f"unknown full-reference metrics {unknown}; known: {', '.join(FULL_REFERENCE)}")
-        blocked = {n: status(n) for n in names if status(n)}
+        blocked = {n: availability(n) for n in names if availability(n)}
         if blocked:
             raise RuntimeError("; ".join(blocked.values()))
         self.names = list(names)
@@ -154,7 +148,7 @@ class NoReference:
         unknown = [n for n in names if n not in NO_REFERENCE]
         if unknown:
             raise ValueError(f"unknown no-reference metrics {unknown}; known: {', '.join(NO_REFERENCE)}")
-        blocked = {n: status(n) for n in names if status(n)}
+        blocked = {n: availability(n) for n in names if availability(n)}
         if blocked:
             raise RuntimeError("; ".join(blocked.values()))
         self.names = list(names)
@@ -247,7 +241,7 @@ def effnet_features(input_size: int = 224) -> Callable:
 def feature_network(name: str, input_size: int = 224) -> Callable:
     """The feature network of distribution metric ``name`` (raises with :func:`status`'s reason if absent);
     ``input_size`` only for the EfficientNet metrics."""
-    reason = status(name)
+    reason = availability(name)
     if reason:
         raise RuntimeError(reason)
     import torch
@@ -259,10 +253,10 @@ def feature_network(name: str, input_size: int = 224) -> Callable:
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
         net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
-                                          feature_extractor_weights_path=str(_hub() / "checkpoints" / INCEPTION_WEIGHTS)).eval()
+                                          feature_extractor_weights_path=str(hub_checkpoints() / INCEPTION_WEIGHTS)).eval()
         return lambda x: net((x * 255).round().to(torch.uint8))[0]
-    model = torch.hub.load(str(_hub() / DINO_REPO), "dinov2_vitl14", source="local", pretrained=False).eval()
-    model.load_state_dict(torch.load(_hub() / "checkpoints" / DINO_WEIGHTS, map_location="cpu"))
+    model = torch.hub.load(str(hub_dir() / DINO_REPO), "dinov2_vitl14", source="local", pretrained=False).eval()
+    model.load_state_dict(torch.load(hub_checkpoints() / DINO_WEIGHTS, map_location="cpu"))
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 

@@ -8,7 +8,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from vlic.judges.base import Judge, JudgeError
-from vlic.judges.metric import METRICS, MetricJudge, availability
+from vlic.judges.metric import METRICS, MetricJudge
+from vlic.judges.metric import availability as metric_availability
 
 VLM_BACKENDS = ("api", "local")
 
@@ -89,11 +90,11 @@ def make_judge(name: str, vlm: VLMSettings | None = None, batch_size: int = 64, 
     raise JudgeError(f"unknown judge '{name}'; known: vlm, sim_vlm(<metric>), {', '.join(METRICS)}")
 
 
-def judge_status(name: str, vlm: VLMSettings | None = None) -> str | None:
+def availability(name: str, vlm: VLMSettings | None = None) -> str | None:
     """None if judge ``name`` can be built here, else the plain reason ("not configured", "not available offline …")."""
     from vlic.judges.simulated import NAME
 
     if name == "vlm":
         return None if (vlm and vlm.configured) else "not configured"
     m = NAME.match(name or "")
-    return availability(m.group(1)) if m else availability(name)
+    return metric_availability(m.group(1)) if m else metric_availability(name)

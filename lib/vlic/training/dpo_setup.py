@@ -20,7 +20,7 @@ from vlic.codec.checkpoint import Checkpoint, load
 from vlic.config import as_list
 from vlic.images import load_rgb
 from vlic.judges.cache import VerdictCache
-from vlic.judges.factory import VLMSettings, judge_status, make_judge
+from vlic.judges.factory import VLMSettings, availability, make_judge
 from vlic.training.dpo_trainer import DPOConfig
 from vlic.training.reward import UnanimousReward
 
@@ -74,12 +74,12 @@ def setup_dpo(prepared_dir: str, models_dir: str, cache_path: str, rate: str, re
     if set(reward_names) & set(referee_names):
         raise ValueError(f"a referee must not be one of the training judges: {sorted(set(reward_names) & set(referee_names))}")
     for name in reward_names:
-        if judge_status(name, vlm):
-            raise RuntimeError(f"reward judge '{name}' cannot run here: {judge_status(name, vlm)}")
-    runnable = [n for n in referee_names if judge_status(n, vlm) is None]
+        if availability(name, vlm):
+            raise RuntimeError(f"reward judge '{name}' cannot run here: {availability(name, vlm)}")
+    runnable = [n for n in referee_names if availability(n, vlm) is None]
     if not runnable:
         raise RuntimeError(f"no referee among '{referees}' can run here: "
-                           + "; ".join(f"{n}: {judge_status(n, vlm)}" for n in referee_names))
+                           + "; ".join(f"{n}: {availability(n, vlm)}" for n in referee_names))
     cache = VerdictCache(cache_path)
     reward = UnanimousReward([make_judge(n, vlm) for n in reward_names], cache, seeds=int(reward_seeds),
                              orders=int(reward_orders))

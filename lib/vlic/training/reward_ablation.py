@@ -59,6 +59,7 @@ class AblationJob:
     sample_steps: int
 
     def key(self, fingerprint: str, n_images: int) -> str:
+        from vlic.judges import combination, simulated
         from vlic.training import dpo_trainer, reward
 
         h = hashlib.sha256(json.dumps({
@@ -67,8 +68,7 @@ class AblationJob:
             "eval_seeds": self.eval_seeds, "steps": self.sample_steps, "images": n_images,
             "vlm": {k: v for k, v in dataclasses.asdict(self.vlm).items() if k not in ("concurrency",)},
         }, sort_keys=True, default=str).encode())
-        for mod in (dpo_trainer, reward, __import__("vlic.judges.combination", fromlist=["x"]),
-                    __import__("vlic.judges.simulated", fromlist=["x"])):
+        for mod in (dpo_trainer, reward, combination, simulated):
             h.update(Path(mod.__file__).read_bytes())
         return f"{self.variant.token.replace(':', '_').replace('@', '-')}-s{self.train_seed}-{h.hexdigest()[:12]}"
 
