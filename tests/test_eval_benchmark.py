@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from vlic.codec.baselines import BaselineCodec
-from vlic.eval.benchmark import (Reconstructions, baseline_reconstructions, compressai_availability, cut_patches,
+from vlic.data.splits import cut_patches
+from vlic.eval.benchmark import (Reconstructions, baseline_reconstructions, compressai_availability,
                                  downscaled_compress)
 from vlic.eval.elo import elo_bootstrap
 from vlic.eval.metrics import FullReference, distribution_metric, frechet_distance, kernel_distance, availability

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from vlic.data.distortions import FAMILIES, LADDERS, distort
-from vlic.data.splits import Crops, random_crops
+from vlic.data.splits import random_crops
 from vlic.data.twoafc import (
     TwoAFCSet,
     compressed_pairs,

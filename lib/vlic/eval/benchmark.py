@@ -124,17 +124,6 @@ def baseline_reconstructions(photos: dict[str, np.ndarray], targets: dict[str, d
     return out
 
 
-def cut_patches(px: np.ndarray, boxes: list[tuple[int, int]], size: int) -> list[np.ndarray]:
-    """``size``-pixel patches at top-left ``boxes`` (y, x); a box outside the photo is an error."""
-    H, W = px.shape[:2]
-    out = []
-    for y, x in boxes:
-        if y < 0 or x < 0 or y + size > H or x + size > W:
-            raise ValueError(f"patch box ({y}, {x}) of size {size} is outside the {W}×{H} photo")
-        out.append(px[y : y + size, x : x + size])
-    return out
-
-
 def compressai_availability(model: str) -> str | None:
     """None when CompressAI zoo model ``model`` (e.g. ``bmshj2018-hyperprior``) has weights in the torch hub cache,
     else why not. Weights are never downloaded here."""
