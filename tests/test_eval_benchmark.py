@@ -15,10 +15,10 @@ from vlic.codec.baselines import BaselineCodec
 from vlic.data.splits import cut_patches
 from vlic.eval.benchmark import (Reconstructions, baseline_reconstructions, compressai_availability,
                                  downscaled_compress)
-from vlic.eval.elo import elo_bootstrap
+from vlic.eval.elo import elo_bootstrap, pairwise_comparisons
 from vlic.eval.metrics import FullReference, distribution_metric, frechet_distance, kernel_distance, availability
 from vlic.eval.report import END, START, render_readme, render_table, update_readme
-from vlic.eval.summary import bd_rate_entry, paired_difference, pairwise_comparisons, results_table
+from vlic.eval.summary import bd_rate_entry, paired_difference, results_table
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -126,3 +126,30 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
     mods = {"vlic.codec": pkg / "__init__.py", "vlic.codec.x": pkg / "x.py", "vlic.codec.y": pkg / "y.py",
             "vlic.eval.metrics": tmp_path / "m.py"}
     assert _imports("vlic.codec.x", pkg / "x.py", mods) == {"vlic.eval.metrics", "vlic.codec.y"}
+
+
+def test_every_vlic_import_names_something_that_exists():
+    """Lazy imports included: a renamed module or function must not survive in an import inside a function body."""
+    import importlib
+    import importlib.util
+
+    missing = []
+    for name, path in sorted(MODULES.items()):
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([node.module] if node.module else []))
+            if not base.startswith("vlic"):
+                continue
+            if base not in MODULES:
+                missing.append(f"{name}:{node.lineno} imports from missing module {base}")
+                continue
+            module = importlib.import_module(base)
+            for alias in node.names:
+                if not hasattr(module, alias.name) and importlib.util.find_spec(f"{base}.{alias.name}") is None:
+                    missing.append(f"{name}:{node.lineno} imports {alias.name} from {base}, which has no such name")
+    assert not missing, "\n".join(missing)

@@ -243,3 +243,13 @@ def write_metrics(path: str | Path, metrics: dict, **json_kwargs: Any) -> Path:
     json_kwargs.setdefault("indent", 2)
     path.write_text(json.dumps({**metrics, "numerics": fingerprint()}, **json_kwargs) + "\n")
     return path
+
+
+def json_value(v: Any, digits: int = 5) -> Any:
+    """A table cell as a JSON value for a results file: NaN → ``None``, floats (numpy's too) rounded to ``digits``,
+    other numpy scalars as Python ones."""
+    import numpy as np
+
+    if isinstance(v, (float, np.floating)):
+        return None if np.isnan(v) else round(float(v), digits)
+    return v.item() if isinstance(v, np.generic) else v

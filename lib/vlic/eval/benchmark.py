@@ -1,5 +1,6 @@
-"""Every codec of the study on the same held-out photos, as real files: bits per pixel from the bytes written,
-pixels from decoding those bytes.
+"""The study's one rate–distortion harness (chapter 02's pre-trained codecs, chapter 05's comparison of every codec):
+every codec on the same held-out photos, as real files — bits per pixel from the bytes written, pixels from decoding
+those bytes, metrics from :func:`score_reconstructions`.
 
 * **learned** codecs (:func:`learned_reconstructions`): a ``.vlic`` bitstream per photo, decoded with given noise
   seeds (the codec's own path: entropy decoding, latent decoder, tiled sampling);
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -52,23 +55,55 @@ class Reconstructions:
         self.mean_heads |= other.mean_heads
 
 
-def learned_reconstructions(codecs: list[tuple[str, str, object]], photos: dict[str, np.ndarray], steps: int,
-                            seeds: tuple[int, ...], progress: bool = False) -> Reconstructions:
-    """``codecs``: (name, rate point, :class:`~vlic.codec.image_codec.ImageCodec`) triples. Each photo compressed
-    once per codec, decoded once per seed."""
+def learned_reconstructions(codecs: list[tuple[str, str, object]], photos: dict[str, np.ndarray],
+                            steps: int | Sequence[int], seeds: tuple[int, ...], progress: bool = False) -> Reconstructions:
+    """``codecs``: (name, rate point, :class:`~vlic.codec.image_codec.ImageCodec`) triples. Each photo is compressed
+    once per codec into a real bitstream, entropy-decoded once, and sampled once per step count and seed. ``steps``
+    an int: the system is called ``name``; a sequence: each step count is its own system, ``"<name> (<steps> steps)"``. Rows also carry the file's ideal bits
+    (the prior's cross-entropy) and the times: ``encode_seconds``, ``entropy_decode_seconds`` (range decoding +
+    latent decoder, once per file) and ``decode_seconds`` (sampling only)."""
+    single = isinstance(steps, (int, np.integer))
+    step_list = (int(steps),) if single else tuple(int(s) for s in steps)
     out = Reconstructions()
     for name, rate_point, codec in codecs:
         for photo, px in tqdm(photos.items(), desc=name, disable=not progress):
             z = codec.compress(px)
+            t0 = time.perf_counter()
             c, features, mean = codec.decode_condition(z.data, photo)
+            entropy_seconds = time.perf_counter() - t0
             out.mean_heads[(name, rate_point, photo)] = codec.mean_pixels(c, mean)
-            for seed in seeds:
-                t0 = time.perf_counter()
-                rec = codec.sample(c, features, mean, steps=steps, seed=seed)
-                out.add({"codec": name, "family": "learned", "rate_point": rate_point, "photo": photo, "seed": int(seed),
-                         "bpp": z.bpp, "bytes": z.bytes, "target_bpp": np.nan, "matched": True, "quality": np.nan,
-                         "scale": 1.0, "decode_seconds": time.perf_counter() - t0}, rec)
+            for s in step_list:
+                for seed in seeds:
+                    t0 = time.perf_counter()
+                    rec = codec.sample(c, features, mean, steps=s, seed=seed)
+                    out.add({"codec": name if single else f"{name} ({s} steps)", "family": "learned",
+                             "rate_point": rate_point, "photo": photo, "seed": int(seed), "steps": s, "bpp": z.bpp,
+                             "bytes": z.bytes, "target_bpp": np.nan, "matched": True, "quality": np.nan, "scale": 1.0,
+                             "ideal_bits": z.ideal_bits, "bits_over_ideal": z.payload_bits / max(z.ideal_bits, 1e-9),
+                             "encode_seconds": z.seconds, "entropy_decode_seconds": entropy_seconds,
+                             "decode_seconds": time.perf_counter() - t0}, rec)
     return out
+
+
+def score_reconstructions(rec: Reconstructions, photos: dict[str, np.ndarray], full_reference: Callable,
+                          no_reference: Callable | None = None) -> pd.DataFrame:
+    """Every row of ``rec`` with its metrics: ``full_reference(original, reconstruction)`` and
+    ``no_reference(reconstruction)`` (dicts of metric → value; e.g. :class:`vlic.eval.metrics.FullReference`). A
+    reconstruction shared by two rows (a ``-ds`` codec whose full-size file fitted) is scored once."""
+    memo, scored = {}, []
+    for row in rec.rows:
+        px = rec.pixels[(row["codec"], row["rate_point"], row["photo"], row["seed"])]
+        if id(px) not in memo:
+            memo[id(px)] = full_reference(photos[row["photo"]], px) | (no_reference(px) if no_reference else {})
+        scored.append(dict(row, **memo[id(px)]))
+    return pd.DataFrame(scored)
+
+
+def score_mean_heads(rec: Reconstructions, photos: dict[str, np.ndarray], full_reference: Callable) -> pd.DataFrame:
+    """The learned codecs' deterministic mean-head reconstructions μ (same files, no sampling), scored: one row per
+    (codec, rate point, photo)."""
+    return pd.DataFrame([{"codec": c, "rate_point": rp, "photo": p, **full_reference(photos[p], px)}
+                         for (c, rp, p), px in rec.mean_heads.items()])
 
 
 def _resize(px: np.ndarray, width: int, height: int) -> np.ndarray:

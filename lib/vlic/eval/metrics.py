@@ -96,17 +96,22 @@ def availability(name: str) -> str | None:
     return f"unknown metric '{name}'; known: {', '.join([*FULL_REFERENCE, *NO_REFERENCE, *DISTRIBUTION])}"
 
 
+def _runnable(names: Sequence[str], known, kind: str) -> list[str]:
+    """``names`` as a list if every one is a known ``kind`` metric that can run here; else one error saying why not."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown {kind} metrics {unknown}; known: {', '.join(known)}")
+    blocked = {n: availability(n) for n in names if availability(n)}
+    if blocked:
+        raise RuntimeError("; ".join(blocked.values()))
+    return list(names)
+
+
 class FullReference:
     """Full-reference metrics of whole photos, in their natural units (PSNR in dB, similarities, distances)."""
 
     def __init__(self, names: Sequence[str]):
-        unknown = [n for n in names if n not in FULL_REFERENCE]
-        if unknown:
-            raise ValueError(f"unknown full-reference metrics {unknown}; known: {', '.join(FULL_REFERENCE)}")
-        blocked = {n: availability(n) for n in names if availability(n)}
-        if blocked:
-            raise RuntimeError("; ".join(blocked.values()))
-        self.names = list(names)
+        self.names = _runnable(names, FULL_REFERENCE, "full-reference")
         self._fns: dict[str, Callable] = {}
 
     def _fn(self, name: str) -> Callable:
@@ -145,13 +150,7 @@ class NoReference:
     """No-reference metrics (NIQE, BRISQUE) of whole photos; lower is better."""
 
     def __init__(self, names: Sequence[str]):
-        unknown = [n for n in names if n not in NO_REFERENCE]
-        if unknown:
-            raise ValueError(f"unknown no-reference metrics {unknown}; known: {', '.join(NO_REFERENCE)}")
-        blocked = {n: availability(n) for n in names if availability(n)}
-        if blocked:
-            raise RuntimeError("; ".join(blocked.values()))
-        self.names = list(names)
+        self.names = _runnable(names, NO_REFERENCE, "no-reference")
 
     def __call__(self, x: np.ndarray) -> dict[str, float]:
         from vlic.perception.brisque import brisque

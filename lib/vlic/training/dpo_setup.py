@@ -18,7 +18,7 @@ import numpy as np
 
 from vlic.codec.checkpoint import Checkpoint, load
 from vlic.config import as_list
-from vlic.images import load_rgb
+from vlic.data.prepare import load_photos
 from vlic.judges.cache import VerdictCache
 from vlic.judges.factory import VLMSettings, availability, make_judge
 from vlic.training.dpo_trainer import DPOConfig
@@ -59,10 +59,7 @@ def setup_dpo(prepared_dir: str, models_dir: str, cache_path: str, rate: str, re
     """Everything a post-training run needs, from chapter 04's parameters (names as in its ``parameters`` cell)."""
     prepared, models = Path(prepared_dir), Path(models_dir)
     left_out = set(as_list(validation_images))
-    train_all = {p.stem: load_rgb(p).pixels for p in sorted((prepared / "train").glob("*.png"))}
-    holdout = {p.stem: load_rgb(p).pixels for p in sorted((prepared / "holdout").glob("*.png"))}
-    if not train_all or not holdout:
-        raise FileNotFoundError(f"no photos under {prepared}/train or {prepared}/holdout: run `dvc repro data` first")
+    train_all, holdout = load_photos(prepared, "train"), load_photos(prepared, "holdout")
     if not left_out <= set(train_all):
         raise ValueError(f"validation_images {sorted(left_out - set(train_all))} are not training photos "
                          f"({', '.join(train_all)})")

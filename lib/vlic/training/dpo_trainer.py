@@ -54,7 +54,7 @@ from vlic.codec.sampling import sample, timesteps
 from vlic.files import recover_dir, replace_dir
 from vlic.images import to_pixels, to_tensor
 from vlic.training.buffer import Candidate, Judgement, OnlinePreferenceCollector, PreferenceBuffer
-from vlic.training.dpo import diffusion_dpo_loss
+from vlic.training.dpo_loss import diffusion_dpo_loss
 from vlic.training.pretrain import random_crops
 
 
@@ -134,10 +134,10 @@ def _code_digest() -> str:
     """SHA-256 of the training code itself, so a resume state made by an older version is not reused."""
     import hashlib
 
-    from vlic.training import buffer, dpo
+    from vlic.training import buffer, dpo_loss
 
     h = hashlib.sha256()
-    for path in sorted({__file__, dpo.__file__, buffer.__file__}):
+    for path in sorted({__file__, dpo_loss.__file__, buffer.__file__}):
         h.update(Path(path).read_bytes())
     return h.hexdigest()[:16]
 
