@@ -20,7 +20,6 @@ def _in_repository(folder: Path) -> bool:
 
 def _data_assemble(args: argparse.Namespace) -> int:
     from vlic.data.packaged import PackagedDataError, assemble
-    from vlic.data.dvcfile import DvcHashMismatch, check_dvc_file
 
     if args.raw_dir is None:
         if not _in_repository(Path.cwd()):
@@ -29,13 +28,11 @@ def _data_assemble(args: argparse.Namespace) -> int:
         args.raw_dir = "data/raw"
     try:
         folder = assemble(args.raw_dir)
-        if args.check_dvc:
-            check_dvc_file(args.check_dvc, Path(args.raw_dir))
-    except (PackagedDataError, DvcHashMismatch, FileNotFoundError) as e:
+    except (PackagedDataError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
     except OSError as e:
         raise UserError(f"cannot write '{args.raw_dir}': {e.strerror or e}") from None
-    print(f"assembled {folder}" + (f" (matches {args.check_dvc})" if args.check_dvc else ""))
+    print(f"assembled {folder}")
     return 0
 
 
@@ -174,7 +171,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("assemble", help="copy the photos shipped in installed packages into RAW_DIR/packaged")
     p.add_argument("raw_dir", nargs="?", default=None,
                    help="destination (default: data/raw, only when run from the compendium's root)")
-    p.add_argument("--check-dvc", metavar="FILE.dvc", help="fail unless RAW_DIR then matches this .dvc file's hash")
     p.set_defaults(func=_data_assemble)
     from vlic.data.download import DATASETS
 
