@@ -101,6 +101,27 @@ def _params_set_args(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline(args: argparse.Namespace) -> int:
+    from vlic.config import ParamsError, load_params, merge
+    from vlic.pipeline import PipelineError, differences, load, render, write
+
+    try:
+        if args.pipeline_command == "write":
+            changed = write(".", check=args.check)
+            print("dvc.yaml " + ("differs from pipeline.yaml's" if changed and args.check else
+                                 "written from pipeline.yaml" if changed else "is up to date"))
+            return 1 if changed and args.check else 0
+        params = load_params("params.yaml")
+        params = merge(params, load_params(args.profile)) if args.profile else params
+        found = differences(Path(args.old).read_text(encoding="utf-8"), render(*load("."), root="."), params)
+    except (PipelineError, ParamsError) as e:
+        raise UserError(str(e)) from None
+    except OSError as e:
+        raise UserError(f"cannot read {e.filename}: {e.strerror or e}") from None
+    print("\n".join(found) if found else f"same parameters, values and types, deps and outs as {args.old}")
+    return 1 if found else 0
+
+
 def _eval_render_readme(args: argparse.Namespace) -> int:
     from vlic.eval.report import render_readme
 
@@ -185,6 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("override", help="e.g. params/paper.yaml")
     p.add_argument("--base", default="params.yaml")
     p.set_defaults(func=_params_set_args)
+
+    pip = sub.add_parser("pipeline", help="dvc.yaml written from pipeline.yaml (one declaration per chapter)")
+    pisub = pip.add_subparsers(dest="pipeline_command", required=True, metavar="ACTION")
+    p = pisub.add_parser("write", help="write dvc.yaml from pipeline.yaml and the notebooks' parameters cells")
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 if dvc.yaml differs")
+    p.set_defaults(func=_pipeline)
+    p = pisub.add_parser("compare", help="what papermill receives, per stage, under OLD (a dvc.yaml) vs pipeline.yaml")
+    p.add_argument("old", help="e.g. the hand-written dvc.yaml: `git show main:dvc.yaml > /tmp/old.yaml`")
+    p.add_argument("--profile", default=None, help="compare under params.yaml + this override (params/paper.yaml)")
+    p.set_defaults(func=_pipeline)
 
     from vlic.judges.cli import register as register_judge
 
