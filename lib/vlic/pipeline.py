@@ -193,9 +193,10 @@ def injected(dvc_yaml: str, params: dict) -> dict[str, dict[str, Any]]:
     return out
 
 
-def differences(old: str, new: str, params: dict) -> list[str]:
+def differences(old: str, new: str, params: dict,
+                fields: tuple[str, ...] = ("deps", "params", "outs", "metrics", "plots")) -> list[str]:
     """Where two dvc.yaml texts run different stages under ``params``: a notebook parameter injected with another
-    name, value or Python type, or other ``deps``/``params``/``outs``/``metrics``/``plots`` (compared as sets)."""
+    name, value or Python type, or other entries of ``fields`` (``deps``, ``outs`` …, compared as sets)."""
     import json
 
     found = []
@@ -211,7 +212,7 @@ def differences(old: str, new: str, params: dict) -> list[str]:
                 found.append(f"{stage_name}: {key} = {vx!r} ({type(vx).__name__}) before, {vy!r} ({type(vy).__name__}) now")
     sa, sb = yaml.safe_load(old)["stages"], yaml.safe_load(new)["stages"]
     for stage_name in sorted(set(sa) & set(sb)):
-        for field in ("deps", "params", "outs", "metrics", "plots"):
+        for field in fields:
             fx, fy = ({json.dumps(e, sort_keys=True) for e in (s[stage_name].get(field) or [])} for s in (sa, sb))
             if fx != fy:
                 found.append(f"{stage_name}: {field} differ: before only {sorted(fx - fy)}, now only {sorted(fy - fx)}")
