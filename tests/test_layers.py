@@ -14,7 +14,7 @@ LIB = Path(__file__).resolve().parents[1] / "lib"
 # must not import each other. A new top-level module or package needs a line here.
 LAYERS = [
     {"vlic", "console", "numerics", "files", "fetch", "processes", "config", "stats", "viz"},
-    {"images", "notebooks"},
+    {"images", "notebooks", "pipeline"},
     {"codec", "perception"},
     {"data"},
     {"judges"},
