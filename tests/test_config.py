@@ -14,6 +14,7 @@ import yaml
 from vlic.config import ParamsError, as_list, build, cast, load_params, merge, section, set_args
 from vlic.data.prepare import DataConfig
 from vlic.judges.factory import VLMSettings
+from vlic.judges.simulated import SimulationSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,6 +78,9 @@ def test_every_section_of_params_yaml_builds_its_typed_objects():
         assert isinstance(cfg.lr, float) and cfg.lr == float(profile["dpo"]["lr"])
         run = build(DPORun, {**profile["dpo"], "prepared_dir": "p", "models_dir": "m", "cache_path": "c"}, "dpo")
         assert run.referees == as_list(profile["dpo"]["referees"]) and isinstance(run.reward_seeds, int)
+        sim = SimulationSettings.from_params(profile["rewards"], where="rewards")
+        assert sim.lapse == profile["rewards"]["sim_lapse"] and isinstance(sim.sensitivity, float)
+        assert section(profile, "data", DataConfig).crop_size == profile["data"]["crop_size"]
     with pytest.raises(ParamsError, match="parameter 'judges.vlm_concurrency': expected an integer, got 'many'"):
         VLMSettings.from_params({"vlm_concurrency": "many"}, where="judges")
 
