@@ -14,14 +14,14 @@ LIB = Path(__file__).resolve().parents[1] / "lib"
 # must not import each other. A new top-level module or package needs a line here.
 LAYERS = [
     {"vlic", "console", "numerics", "files", "fetch", "processes", "config", "stats", "viz"},
-    {"images", "notebooks", "pipeline"},
+    {"images", "notebooks"},
     {"codec", "perception"},
     {"data"},
     {"judges"},
     {"eval"},
     {"lowlevel", "machine"},
     {"training"},
-    {"widgets", "reproduce"},
+    {"widgets", "reproduce", "pipeline"},
     {"cli"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}

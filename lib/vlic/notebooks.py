@@ -182,20 +182,30 @@ def pre_save_hook(model: dict, path: str, contents_manager: Any = None, **kwargs
     model["content"] = strip_notebook(nb)
 
 
-def parameter_names(path: str | Path) -> list[str]:
-    """Names assigned at top level in the notebook's ``parameters`` cell."""
+def parameter_defaults(path: str | Path) -> dict[str, Any]:
+    """``name → default`` of the notebook's ``parameters`` cell, in the cell's order (defaults are Python literals;
+    anything else is a ValueError naming the parameter)."""
     import ast
 
     nb = nbformat.read(str(path), as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            tree = ast.parse(cell.source)
-            names = []
-            for node in tree.body:
+            out: dict[str, Any] = {}
+            for node in ast.parse(cell.source).body:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-                names += [t.id for t in targets if isinstance(t, ast.Name)]
-            return names
-    return []
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        try:
+                            out[t.id] = ast.literal_eval(node.value)
+                        except ValueError:
+                            raise ValueError(f"'{path}': parameter '{t.id}' is not a literal value") from None
+            return out
+    return {}
+
+
+def parameter_names(path: str | Path) -> list[str]:
+    """Names assigned at top level in the notebook's ``parameters`` cell."""
+    return list(parameter_defaults(path))
 
 
 def stage_parameters(stage: str, params: dict, dvc_yaml: str | Path = "dvc.yaml") -> dict:

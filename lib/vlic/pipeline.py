@@ -19,12 +19,13 @@ cell under ``reports/``. A stage with a ``cmd`` instead of a ``notebook`` is cop
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from vlic.notebooks import parameter_defaults
 
 HEADER = """\
 # GENERATED from pipeline.yaml by `vlic pipeline write` — edit pipeline.yaml (or a notebook's parameters cell), then
@@ -38,21 +39,6 @@ STAGE_KEYS = ("notebook", "sections", "feed", "keep_default", "deps", "outs", "m
 
 class PipelineError(ValueError):
     """pipeline.yaml does not describe a stage the notebooks and params.yaml can run."""
-
-
-def notebook_parameters(path: str | Path) -> dict[str, Any]:
-    """``name → default`` of the notebook's ``parameters`` cell, in the cell's order."""
-    import nbformat
-
-    nb = nbformat.read(str(path), as_version=4)
-    cell = next((c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])), None)
-    if cell is None:
-        raise PipelineError(f"'{path}' has no cell tagged 'parameters'")
-    out: dict[str, Any] = {}
-    for node in ast.parse(cell.source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            out[node.targets[0].id] = ast.literal_eval(node.value)
-    return out
 
 
 def _lookup(params: dict, dotted: str) -> Any:
@@ -70,7 +56,12 @@ def feeds(stage: str, decl: dict, params: dict, root: Path) -> list[tuple[str, s
     unknown = sorted(set(decl) - set(STAGE_KEYS))
     if unknown:
         raise PipelineError(f"stage '{stage}': unknown keys {unknown} (known: {', '.join(STAGE_KEYS)})")
-    defaults = notebook_parameters(root / decl["notebook"])
+    try:
+        defaults = parameter_defaults(root / decl["notebook"])
+    except (OSError, ValueError) as e:
+        raise PipelineError(f"stage '{stage}': {e}") from None
+    if not defaults:
+        raise PipelineError(f"stage '{stage}': {decl['notebook']} has no cell tagged 'parameters'")
     feed, keep = dict(decl.get("feed") or {}), list(decl.get("keep_default") or [])
     strays = sorted((set(feed) | set(keep)) - set(defaults))
     if strays:
