@@ -3,7 +3,7 @@
 A parameter is a dataclass field. :func:`build` makes the dataclass from any mapping of names to values — a section
 of ``params.yaml`` (:func:`section`, for the CLI, tests and scripts) or the values papermill gave a chapter (the
 chapter names them explicitly: ``build(DataConfig, dict(crop_size=crop_size, …))``) — and :func:`cast` is the one
-conversion each value goes through, with one-line :class:`ParamsError`\ s that name the key. Lists are stored as
+conversion each value goes through, with a one-line :class:`ParamsError` naming the key. Lists are stored as
 comma-separated strings (DVC cannot template YAML lists into a command line); :func:`as_list` splits them.
 """
 

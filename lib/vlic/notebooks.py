@@ -233,9 +233,11 @@ def stage_parameters(stage: str, params: dict, dvc_yaml: str | Path = "dvc.yaml"
             return "true" if node else "false"
         return str(node)
 
+    from papermill.iorw import NoDatesSafeLoader  # what papermill's -y parses with
+
     out: dict = {}
     for arg in re.findall(r'-y\s+"([^"]*)"', stages[stage]["cmd"]):
-        out.update(yaml.safe_load(re.sub(r"\$\{([\w.]+)\}", value, arg)))
+        out.update(yaml.load(re.sub(r"\$\{([\w.]+)\}", value, arg), Loader=NoDatesSafeLoader) or {})
     return out
 
 
