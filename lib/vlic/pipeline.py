@@ -2,7 +2,8 @@
 written from it (``vlic pipeline write``; ``tests/test_notebooks.py`` checks dvc.yaml is exactly what it writes).
 
 A chapter stage in ``pipeline.yaml`` names its notebook, the params.yaml ``sections`` its parameters come from, and
-its ``deps``/``outs``/``metrics``/``plots`` as DVC spells them. Every parameter of the notebook's ``parameters`` cell is
+its data/model ``deps`` and its ``outs``/``metrics``/``plots`` as DVC spells them; the library files it runs are
+derived from its imports. Every parameter of the notebook's ``parameters`` cell is
 fed, in the cell's order, by
 
 * ``feed: {name: ${section.key}}`` — another key of params.yaml (e.g. ``prepared_dir: ${data.out_dir}``), or
@@ -25,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from vlic.modules import library_files
 from vlic.notebooks import parameter_defaults
 
 HEADER = """\
@@ -91,16 +93,23 @@ def feeds(stage: str, decl: dict, params: dict, root: Path) -> list[tuple[str, s
 
 def stage(name: str, decl: dict, params: dict, root: Path, chapter_deps: list[str] = ()) -> dict:
     """The DVC stage (a dict in dvc.yaml's shape) declared by ``decl``; a chapter depends on its notebook, then on
-    ``chapter_deps`` (what every chapter imports), then on its own ``deps``, and writes its executed report."""
+    ``chapter_deps`` and every library file its notebook imports (transitively, lazy imports included:
+    :func:`vlic.modules.library_files` — never listed by hand), then on its own ``deps``, and writes its executed
+    report."""
     if "notebook" not in decl:
         return dict(decl)
     nb = decl["notebook"]
     report = "reports/" + Path(nb).name
     fed = feeds(name, decl, params, root)
+    declared_lib = [d for d in decl.get("deps", []) if isinstance(d, str) and d.startswith("lib/vlic")]
+    if declared_lib:
+        raise PipelineError(f"stage '{name}': library deps {declared_lib} are derived from {nb}'s imports — remove them "
+                            "from pipeline.yaml")
+    library = library_files(root / nb, root, root / "lib") if (root / "lib" / "vlic").is_dir() else []
     args = [f'-y "{n}: \'{s}\'"' if quoted else f'-y "{n}: {s}"' for n, s, quoted in fed]
     keys = [m.group(1) for _, s, _ in fed if (m := REFERENCE.match(s))]
     out: dict[str, Any] = {"cmd": "\n".join([f"papermill --log-output --cwd . {nb} {report}", *args]),
-                           "deps": [nb, *chapter_deps, *decl.get("deps", [])],
+                           "deps": [nb, *dict.fromkeys([*chapter_deps, *library]), *decl.get("deps", [])],
                            "params": list(dict.fromkeys(keys)),
                            "outs": [report, *decl.get("outs", [])]}
     out.update({k: decl[k] for k in ("metrics", "plots") if decl.get(k)})
