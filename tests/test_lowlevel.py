@@ -15,6 +15,15 @@ from vlic.lowlevel.restorer import DegradationController, ResidualUNet
 from vlic.lowlevel.training import degraded_pool, fine_tune, rpo_loss, to_batch, train_controller
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two torch threads stall on a machine whose other core is busy (20× slower here); the stage uses one too."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _photo(size: int = 64, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:size, 0:size] / size

@@ -70,12 +70,16 @@ class ResidualUNet(nn.Module):
         return (xp + self.out(F.silu(d1)))[..., :H, :W]
 
 
-def effnet_descriptor(effnet, x: torch.Tensor, size: int = 96) -> torch.Tensor:
+DESCRIPTOR_DIM = 1280 + 2 * (16 + 24)
+
+
+def effnet_descriptor(effnet, x: torch.Tensor, size: int | None = None) -> torch.Tensor:
     """Frozen EfficientNet-Lite0 descriptor of images ``x`` in [-1, 1]: the 1280-d pooled feature, then the
-    channel means and standard deviations of stages 1–2 (16 + 24 channels each) — (B, 1360). Inputs are resized
-    (bilinear) to ``size``²; no gradient flows into the network."""
+    channel means and standard deviations of stages 1–2 (16 + 24 channels each) — (B, 1360). Everything is a
+    spatial average, so crops and whole photos at the same scale give comparable descriptors; ``size``: resize
+    (bilinear) to ``size``² first (None: native resolution). No gradient flows into the network."""
     y = ((x.clamp(-1, 1) + 1) / 2)
-    if y.shape[-1] != size or y.shape[-2] != size:
+    if size is not None and (y.shape[-1] != size or y.shape[-2] != size):
         y = F.interpolate(y, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     with torch.no_grad():
         s = effnet.stages(y)
@@ -116,16 +120,45 @@ class DegradationController(nn.Module):
         return self.emb_dim + self.content_dim
 
 
-class UniversalRestorer(nn.Module):
-    """Controller + conditioned U-Net as one restorer: ``restorer(x)`` computes the descriptor of ``x`` itself."""
+class _Frozen:
+    """Holds the frozen feature network outside the module tree: not saved, not trained, shared by copies."""
 
-    def __init__(self, effnet, controller: DegradationController, unet: ResidualUNet, size: int = 96):
+    def __init__(self, net):
+        self.net = net
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __getstate__(self):
+        # sent to another process: the packaged EfficientNet-Lite0 is loaded there instead of pickled
+        from vlic.perception import effnet
+
+        if self.net is not effnet.load():
+            raise TypeError("only the packaged EfficientNet-Lite0 (vlic.perception.effnet.load()) can be sent to "
+                            "another process")
+        return {}
+
+    def __setstate__(self, state):
+        from vlic.perception import effnet
+
+        self.net = effnet.load()
+
+
+class UniversalRestorer(nn.Module):
+    """Controller + conditioned U-Net as one restorer: ``restorer(x)`` computes the descriptor of ``x`` itself.
+    The controller is frozen here (it is trained on its own, :func:`vlic.lowlevel.training.train_controller`)."""
+
+    def __init__(self, effnet, controller: DegradationController, unet: ResidualUNet, size: int | None = None):
         super().__init__()
         if unet.cond_dim != controller.cond_dim:
             raise ValueError(f"restorer expects {unet.cond_dim}-d conditioning, the controller gives {controller.cond_dim}")
-        self.effnet = [effnet]   # a list: the frozen network is not a sub-module (not saved, not trained)
-        self.controller, self.unet, self.size = controller, unet, size
+        self.effnet = _Frozen(effnet)
+        self.controller, self.unet, self.size = controller.requires_grad_(False), unet, size
+
+    def descriptor(self, x: torch.Tensor) -> torch.Tensor:
+        return effnet_descriptor(self.effnet.net, x, self.size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        cond = self.controller.condition(effnet_descriptor(self.effnet[0], x, self.size))
+        with torch.no_grad():
+            cond = self.controller.condition(self.descriptor(x))
         return self.unet(x, cond)

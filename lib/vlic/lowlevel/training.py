@@ -42,7 +42,7 @@ def to_batch(pixels: np.ndarray) -> torch.Tensor:
     a = np.asarray(pixels, dtype=np.uint8)
     if a.ndim == 3:
         a = a[None]
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return torch.from_numpy(np.array(a, dtype=np.uint8, order="C")).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
