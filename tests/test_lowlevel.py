@@ -182,3 +182,29 @@ def test_fine_tune_rdo_keeps_the_codec_and_rpo_changes_it():
     assert same(c_rpo.flow, codec.flow)                                # the flow decoder is not part of it
     assert {"distortion", "rate_bpp", "task", "loss"} <= set(curves[0])
     assert unet.out.weight.abs().sum() == 0                            # the inputs are untouched
+
+
+def test_universal_restorer_conditions_on_its_own_descriptor_and_travels_to_workers_without_its_backbone():
+    import copy
+    import pickle
+
+    from vlic.perception import effnet
+    from vlic.lowlevel.restorer import DESCRIPTOR_DIM, UniversalRestorer
+
+    if effnet.availability():
+        pytest.skip(effnet.availability())
+    net = effnet.load()
+    ctrl = DegradationController(DESCRIPTOR_DIM, 3, emb_dim=4, content_dim=4, hidden=8)
+    unet = ResidualUNet(width=4, cond_dim=8)
+    for p in unet.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    r = UniversalRestorer(net, ctrl, unet)
+    x = to_batch(np.stack([_photo(32, 1), D.degrade(_photo(32, 1), "haze")]))
+    desc = r.descriptor(x)
+    assert desc.shape == (2, DESCRIPTOR_DIM)
+    assert torch.allclose(r(x), unet(x, ctrl.condition(desc)))
+    assert copy.deepcopy(r).effnet.net is net                      # copies share the frozen backbone
+    blob = pickle.dumps(r)
+    assert len(blob) < 2_000_000                                   # the 18 MB backbone is not in it
+    assert torch.allclose(pickle.loads(blob)(x), r(x))
+    assert not any(p.requires_grad for p in r.controller.parameters())
