@@ -90,8 +90,9 @@ def average_bd(entries: list[dict], abnormal_rows: list[dict], comparison: str, 
     if not used:
         return head | {"bd_rate": None, "undefined": "no task has a defined, normal BD-rate"}
     mean, lo, hi = mean_ci([e["bd_rate"] for e in used], n_boot, seed)
-    return head | {"bd_rate": round(mean, 3), "ci_low": round(lo, 3), "ci_high": round(hi, 3),
-                   "interval": "bootstrap over tasks" if len(used) > 1 else "one task: no interval"}
+    interval = ("one task: no interval" if len(used) < 2 else
+                "bootstrap over tasks" if len(used) > 2 else "bootstrap over only 2 tasks: the range of their values")
+    return head | {"bd_rate": round(mean, 3), "ci_low": round(lo, 3), "ci_high": round(hi, 3), "interval": interval}
 
 
 def equal_rate_differences(df: pd.DataFrame, metrics: Sequence[str], n_boot: int = 2000, seed: int = 0) -> list[dict]:
@@ -138,8 +139,14 @@ def answers(averages: list[dict], bd: list[dict], abnormal_rows: list[dict], gen
             sure = (avg["ci_high"] < 0 or avg["ci_low"] > 0) if avg["ci_low"] == avg["ci_low"] else False
             out.append(f"{verdict}: average BD-rate on {headline_metric} {_fmt(avg)} over tasks "
                        f"{', '.join(avg['tasks'])} ({avg.get('interval')}); "
-                       + ("the interval excludes 0." if sure else "the interval includes 0: not established.")
+                       + ("the interval excludes 0" if sure else "the interval includes 0: not established")
+                       + (" — but from fewer than 3 tasks, weak evidence." if sure and len(avg["tasks"]) < 3 else ".")
                        + (f" Left out: {avg['left_out']}." if avg["left_out"] else ""))
+    others = [a for a in averages if a["comparison"] == "rpo_vs_rdo"]
+    if len(others) > 1:
+        out.append("Average RPO-vs-RDO BD-rate by metric (negative = RPO saves bits): " + "; ".join(
+            f"{a['metric']} " + (f"{_fmt(a)} ({len(a['tasks'])} tasks)" if a.get("bd_rate") is not None
+                                 else "undefined") for a in others) + ".")
     per = [e for e in bd if e["comparison"] == "rpo_vs_rdo" and e["metric"] == headline_metric]
     wins = [e["task"] for e in per if e["bd_rate"] is not None and e["bd_rate"] < 0]
     losses = [e["task"] for e in per if e["bd_rate"] is not None and e["bd_rate"] >= 0]
