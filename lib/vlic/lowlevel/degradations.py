@@ -20,6 +20,7 @@ Models (pixel values x ∈ [0, 1]):
 
 from __future__ import annotations
 
+import inspect
 import io
 from typing import Callable
 
@@ -148,8 +149,6 @@ def degrade(img: np.ndarray, kind: str, seed: int = 0, **severity: float) -> np.
     if kind not in DEGRADATIONS:
         raise ValueError(f"unknown degradation '{kind}'; known: {', '.join(DEGRADATIONS)}")
     fn = DEGRADATIONS[kind]
-    import inspect
-
     known = [p for p in inspect.signature(fn).parameters if p not in ("img", "rng")]
     unknown = sorted(set(severity) - set(known))
     if unknown:
