@@ -12,7 +12,8 @@ from vlic.codec.checkpoint import build_prior
 from vlic.codec.quality import psnr
 from vlic.lowlevel import classical, degradations as D
 from vlic.lowlevel.restorer import DegradationController, ResidualUNet
-from vlic.lowlevel.training import degraded_pool, fine_tune, rpo_loss, to_batch, train_controller
+from vlic.images import to_tensor
+from vlic.lowlevel.training import degraded_pool, fine_tune, rpo_loss, train_controller
 
 
 @pytest.fixture(autouse=True)
@@ -148,8 +149,8 @@ def test_rpo_loss_gradients_reach_codec_and_restorer_and_gamma_zero_is_rdo():
     for p in restorer.out.parameters():
         p.data.normal_(0, 0.05)
     run = lambda y: restorer(y)
-    clean = to_batch(np.stack([_photo(16, 1), _photo(16, 2)]))
-    degraded = to_batch(np.stack([D.degrade(_photo(16, s), "noise", seed=s) for s in (1, 2)]))
+    clean = to_tensor(np.stack([_photo(16, 1), _photo(16, 2)]))
+    degraded = to_tensor(np.stack([D.degrade(_photo(16, s), "noise", seed=s) for s in (1, 2)]))
     loss, parts = rpo_loss(codec, prior, run, degraded, clean, alpha=0.0, beta=0.0, gamma=1.0)
     loss.backward()
     assert codec.encoder.net[1].weight.grad.abs().sum() > 0          # the task loss reaches the encoder (STE)
@@ -170,7 +171,7 @@ def test_fine_tune_rdo_keeps_the_codec_and_rpo_changes_it():
     codec, prior = _tiny_codec()
     clean_px = np.stack([_photo(16, s) for s in range(6)])
     pool = degraded_pool(clean_px, {"noise": {"sigma": 20.0}})
-    y, x = to_batch(pool["noise"]), to_batch(clean_px)
+    y, x = to_tensor(pool["noise"]), to_tensor(clean_px)
     unet = ResidualUNet(width=8)
     restore = lambda m: (lambda z: m(z))
     wrap = torch.nn.Module()
@@ -199,7 +200,7 @@ def test_universal_restorer_conditions_on_its_own_descriptor_and_travels_to_work
     for p in unet.parameters():
         p.data.add_(0.05 * torch.randn_like(p))
     r = UniversalRestorer(net, ctrl, unet)
-    x = to_batch(np.stack([_photo(32, 1), D.degrade(_photo(32, 1), "haze")]))
+    x = to_tensor(np.stack([_photo(32, 1), D.degrade(_photo(32, 1), "haze")]))
     desc = r.descriptor(x)
     assert desc.shape == (2, DESCRIPTOR_DIM)
     assert torch.allclose(r(x), unet(x, ctrl.condition(desc)))

@@ -247,3 +247,8 @@ class ImageCodec:
     def mean_pixels(c: Container, mean: torch.Tensor) -> np.ndarray:
         """The deterministic mean head's reconstruction μ (what the flow refines), as uint8 pixels."""
         return to_pixels(mean[0, :, : c.height, : c.width])
+
+    def mean_reconstruction(self, data: bytes | Container, name: str = "<bytes>") -> np.ndarray:
+        """The mean head's reconstruction μ of a file (range decoding + latent decoder, no sampling)."""
+        c, _, mean = self.decode_condition(data, name)
+        return self.mean_pixels(c, mean)

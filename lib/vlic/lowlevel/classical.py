@@ -21,15 +21,9 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
+from vlic.lowlevel.degradations import as_unit_float as _f
+from vlic.lowlevel.degradations import from_unit_float as _u8
 from vlic.lowlevel.degradations import gaussian_kernel, motion_kernel
-
-
-def _f(img: np.ndarray) -> np.ndarray:
-    return img.astype(np.float64) / 255.0
-
-
-def _u8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
 
 
 def tv(img: np.ndarray, weight: float = 0.08) -> np.ndarray:

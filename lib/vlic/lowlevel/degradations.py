@@ -29,14 +29,14 @@ from PIL import Image
 from scipy import ndimage
 
 
-def _to_float(img: np.ndarray) -> np.ndarray:
+def as_unit_float(img: np.ndarray) -> np.ndarray:
     if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB photo, got {getattr(img, 'shape', '?')} "
                          f"{getattr(img, 'dtype', type(img).__name__)}")
     return img.astype(np.float64) / 255.0
 
 
-def _to_uint8(x: np.ndarray) -> np.ndarray:
+def from_unit_float(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -72,17 +72,17 @@ def convolve(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 
 def noise(img: np.ndarray, rng: np.random.Generator, sigma: float = 25.0) -> np.ndarray:
-    return _to_uint8(_to_float(img) + (sigma / 255.0) * rng.standard_normal(img.shape))
+    return from_unit_float(as_unit_float(img) + (sigma / 255.0) * rng.standard_normal(img.shape))
 
 
 def gaussian_blur(img: np.ndarray, rng: np.random.Generator, sigma: float = 2.0) -> np.ndarray:
     if sigma <= 0:
         return img.copy()
-    return _to_uint8(convolve(_to_float(img), gaussian_kernel(sigma)))
+    return from_unit_float(convolve(as_unit_float(img), gaussian_kernel(sigma)))
 
 
 def motion_blur(img: np.ndarray, rng: np.random.Generator, length: float = 9.0, angle: float = 30.0) -> np.ndarray:
-    return _to_uint8(convolve(_to_float(img), motion_kernel(length, angle)))
+    return from_unit_float(convolve(as_unit_float(img), motion_kernel(length, angle)))
 
 
 def rain_layer(shape: tuple[int, int], rng: np.random.Generator, density: float, length: float,
@@ -95,15 +95,15 @@ def rain_layer(shape: tuple[int, int], rng: np.random.Generator, density: float,
 
 def rain(img: np.ndarray, rng: np.random.Generator, density: float = 0.01, length: float = 11.0,
          angle: float = 70.0, intensity: float = 0.7) -> np.ndarray:
-    x = _to_float(img)
+    x = as_unit_float(img)
     layer = rain_layer(x.shape[:2], rng, density, length, angle)
-    return _to_uint8(x + intensity * layer[..., None])
+    return from_unit_float(x + intensity * layer[..., None])
 
 
 def depth_proxy(img: np.ndarray) -> np.ndarray:
     """A depth map in [0, 1] (1 = far) from the photo alone: the row position (top = far) averaged with how bright
     and colourless a smoothed pixel is (sky, distant haze). Only a proxy — the photos carry no depth."""
-    x = _to_float(img)
+    x = as_unit_float(img)
     H = x.shape[0]
     rows = np.linspace(1.0, 0.0, H)[:, None] * np.ones(x.shape[:2])
     smooth = ndimage.uniform_filter(x, size=(9, 9, 1), mode="reflect")
@@ -113,9 +113,9 @@ def depth_proxy(img: np.ndarray) -> np.ndarray:
 
 def haze(img: np.ndarray, rng: np.random.Generator, beta: float = 1.5, airlight: float = 0.9) -> np.ndarray:
     """I = J·t + A·(1 − t), t = exp(−β·d): β = 0 (transmission 1 everywhere) returns the photo unchanged."""
-    x = _to_float(img)
+    x = as_unit_float(img)
     t = np.exp(-beta * depth_proxy(img))[..., None]
-    return _to_uint8(x * t + airlight * (1 - t))
+    return from_unit_float(x * t + airlight * (1 - t))
 
 
 def transmission(img: np.ndarray, beta: float) -> np.ndarray:
@@ -125,12 +125,12 @@ def transmission(img: np.ndarray, beta: float) -> np.ndarray:
 
 def low_light(img: np.ndarray, rng: np.random.Generator, gamma: float = 2.0, gain: float = 0.5,
               sigma: float = 4.0) -> np.ndarray:
-    x = gain * _to_float(img) ** gamma
-    return _to_uint8(x + (sigma / 255.0) * rng.standard_normal(img.shape))
+    x = gain * as_unit_float(img) ** gamma
+    return from_unit_float(x + (sigma / 255.0) * rng.standard_normal(img.shape))
 
 
 def jpeg(img: np.ndarray, rng: np.random.Generator, quality: int = 15) -> np.ndarray:
-    _to_float(img)
+    as_unit_float(img)
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG", quality=int(quality))
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), dtype=np.uint8)

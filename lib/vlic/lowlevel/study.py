@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from vlic.images import to_pixels, to_tensor
 from vlic.lowlevel.classical import FOR_TASK, restore_classical
 from vlic.lowlevel.degradations import degrade
 from vlic.lowlevel.restorer import (DESCRIPTOR_DIM, DegradationController, ResidualUNet, UniversalRestorer,
                                     effnet_descriptor)
-from vlic.lowlevel.training import (degraded_pool, fine_tune, to_batch, to_uint8, train_controller,
-                                    train_restorer)
+from vlic.lowlevel.training import degraded_pool, fine_tune, train_controller, train_restorer
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def center_crop(px: np.ndarray, size: int) -> np.ndarray:
 @torch.no_grad()
 def restore(model, px: np.ndarray) -> np.ndarray:
     """A whole photo through a restorer (a module mapping [-1, 1] batches), uint8 in and out."""
-    return to_uint8(model(to_batch(px)))[0]
+    return to_pixels(model(to_tensor(px)))[0]
 
 
 class _Unconditioned(torch.nn.Module):
@@ -154,11 +154,11 @@ def train_task_unets(pools: dict, cfg: LowLevelConfig) -> tuple[dict, dict, floa
     """One residual U-Net per degradation (the held-out one included, as its specialist reference)."""
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    clean = to_batch(pools["clean"])
+    clean = to_tensor(pools["clean"])
     unets, curves = {}, {}
     for k, task in enumerate(cfg.all_degradations):
         unet = ResidualUNet(cfg.width)
-        curves[task] = train_restorer(unet, to_batch(pools[task]), clean, cfg.task_steps, cfg.lr, cfg.batch,
+        curves[task] = train_restorer(unet, to_tensor(pools[task]), clean, cfg.task_steps, cfg.lr, cfg.batch,
                                       cfg.seed + k)
         unets[task] = _Unconditioned(unet)
     return unets, curves, time.perf_counter() - t0
@@ -174,9 +174,9 @@ def train_universal(pools: dict, cfg: LowLevelConfig, effnet=None) -> tuple[Univ
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed + 100)
     tasks = list(cfg.tasks)
-    clean = to_batch(pools["clean"])
+    clean = to_tensor(pools["clean"])
     with torch.no_grad():
-        desc = torch.cat([effnet_descriptor(effnet, to_batch(pools[t])) for t in tasks])
+        desc = torch.cat([effnet_descriptor(effnet, to_tensor(pools[t])) for t in tasks])
         clean_desc = effnet_descriptor(effnet, clean)
     labels = torch.arange(len(tasks)).repeat_interleave(len(clean))
     controller = DegradationController(DESCRIPTOR_DIM, len(tasks), cfg.emb_dim, cfg.content_dim)
@@ -187,7 +187,7 @@ def train_universal(pools: dict, cfg: LowLevelConfig, effnet=None) -> tuple[Univ
     unet = ResidualUNet(cfg.width, controller.cond_dim)
     with torch.no_grad():
         cond = controller.condition(desc)
-    inputs = torch.cat([to_batch(pools[t]) for t in tasks])
+    inputs = torch.cat([to_tensor(pools[t]) for t in tasks])
     curves = train_restorer(unet, inputs, clean.repeat(len(tasks), 1, 1, 1), cfg.universal_steps, cfg.lr,
                             cfg.batch, cfg.seed, cond=cond)
     seconds["universal"] = time.perf_counter() - t0
@@ -223,7 +223,7 @@ def controller_accuracy(universal: UniversalRestorer, photos: dict[str, np.ndarr
     for k, task in enumerate(cfg.all_degradations):
         pool = degraded_pool(crops, {task: cfg.all_degradations[task]}, cfg.seed + 77 + k)[task]
         with torch.no_grad():
-            pred = universal.controller(universal.descriptor(to_batch(pool)))[0].argmax(1).numpy()
+            pred = universal.controller(universal.descriptor(to_tensor(pool)))[0].argmax(1).numpy()
         if task in cfg.tasks:
             np.add.at(confusion[k], pred, 1)
         else:
@@ -241,8 +241,8 @@ def fine_tune_rate(checkpoint, universal: UniversalRestorer, pools: dict, cfg: L
     from vlic.codec.checkpoint import Checkpoint
 
     tasks = list(cfg.tasks)
-    y = torch.cat([to_batch(pools[t]) for t in tasks])
-    x = to_batch(pools["clean"]).repeat(len(tasks), 1, 1, 1)
+    y = torch.cat([to_tensor(pools[t]) for t in tasks])
+    x = to_tensor(pools["clean"]).repeat(len(tasks), 1, 1, 1)
     out = {}
     for name, joint in (("rdo", False), ("rpo", True)):
         codec, prior, restorer, curves = fine_tune(
@@ -274,12 +274,12 @@ def coded_mean(codec, px: np.ndarray, verify: bool = False):
     it carries. The codes are the encoder's own — range decoding returns exactly them (the container's content
     CRC checks that on every decode) — so the file is range-decoded only when ``verify`` is set, and then must
     give the same pixels. Returns (:class:`~vlic.codec.image_codec.Compressed`, uint8 pixels)."""
-    from vlic.codec.image_codec import pad_to, to_pixels, to_tensor
+    from vlic.codec.image_codec import pad_to
 
     z = codec.compress(px)
     H, W = px.shape[:2]
     codes = codec.model.encode(pad_to(to_tensor(px), codec.config.downsample))
-    decoded = to_pixels(codec.model.condition_from_codes(codes)[1][:, :, :H, :W])
+    decoded = to_pixels(codec.model.condition_from_codes(codes)[1][0, :, :H, :W])
     if verify and not np.array_equal(codec.mean_reconstruction(z.data), decoded):
         raise AssertionError("the decoded .vlic file differs from the encoder's codes")
     return z, decoded

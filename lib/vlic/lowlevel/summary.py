@@ -17,7 +17,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from vlic.eval.summary import bd_rate_entry, mean_ci, paired_difference
+from vlic.eval.summary import bd_rate_entry, paired_difference
+from vlic.stats import mean_ci
 
 
 def _codec_view(df: pd.DataFrame) -> pd.DataFrame:

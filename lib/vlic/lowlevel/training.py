@@ -37,19 +37,6 @@ from vlic.codec.prior import to_blocks
 from vlic.lowlevel.degradations import degrade
 
 
-def to_batch(pixels: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) or (H, W, 3) uint8 → (N, 3, H, W) float in [-1, 1]."""
-    a = np.asarray(pixels, dtype=np.uint8)
-    if a.ndim == 3:
-        a = a[None]
-    return torch.from_numpy(np.array(a, dtype=np.uint8, order="C")).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) in [-1, 1] → (N, H, W, 3) uint8."""
-    return ((x.detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-
 def degraded_pool(clean: np.ndarray, tasks: dict[str, dict], seed: int = 0) -> dict[str, np.ndarray]:
     """Every clean crop (N, S, S, 3) degraded by every task (name → severity keywords); crop i of task k uses the
     seed ``seed + 1000·k + i``."""
