@@ -90,3 +90,19 @@ def test_resize_max_side_keeps_aspect_and_never_upscales():
     assert resize_max_side(px, 200).shape == (133, 200, 3)
     assert resize_max_side(px, 1000) is px
     assert resize_max_side(px, None) is px
+
+
+def test_pixels_to_tensor_round_trip_and_the_layout_of_the_input_does_not_matter():
+    from vlic.images import to_pixels, to_tensor
+
+    px = np.random.default_rng(0).integers(0, 256, (2, 9, 7, 3), dtype=np.uint8)
+    for value_range in ("signed", "unit"):
+        t = to_tensor(px, value_range)
+        assert t.shape == (2, 3, 9, 7) and float(t.min()) >= (-1 if value_range == "signed" else 0)
+        np.testing.assert_array_equal(to_pixels(t, value_range), px)
+        np.testing.assert_array_equal(to_pixels(to_tensor(px[0], value_range)[0], value_range), px[0])
+    transposed = np.ascontiguousarray(px.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1)   # same values, other strides
+    a, b = to_tensor(px, "unit"), to_tensor(list(transposed), "unit")
+    assert a.stride() == b.stride() and bool((a == b).all())
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        to_tensor(px.astype(np.float32))

@@ -199,7 +199,9 @@ def to_tensor(pixels, value_range: str = "signed", dtype=None):
     if a.dtype != np.uint8 or a.ndim not in (3, 4) or a.shape[-1] != 3:
         raise ValueError(f"expected (H, W, 3) or (N, H, W, 3) uint8 RGB pixels, got {a.shape} {a.dtype}")
     scale, shift = _SCALE[value_range]
-    t = torch.from_numpy(np.array(a, dtype=np.uint8))
+    # C-contiguous first: the tensor's memory layout (and so the kernels a network runs on it, and their last bits)
+    # must not depend on how the caller's array happens to be laid out (a slice, a transposed view, np.stack of them)
+    t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.uint8))
     t = (t.permute(2, 0, 1)[None] if t.ndim == 3 else t.permute(0, 3, 1, 2)).to(dtype or torch.float32)
     return t / scale - shift if shift else t / scale
 
