@@ -197,7 +197,12 @@ def test_paired_difference_and_the_answers_read_from_it():
     assert "top-1 agreement: +0.300" in text and "→ helps" in text and "no detectable difference" in text
     table = suite.task_table(df, ["top1"], n_boot=100)
     (sentence,) = suite.classical_answer(table, "vlic", "low")
-    assert "trails the best classical codec, jpeg 0.675" in sentence and "more bits" in sentence
+    assert "trails the best classical codec (none met the budget" in sentence and "jpeg 0.675" in sentence
+    within = df.copy()   # a classical codec that scores higher but overspends is not the one compared with
+    within.loc[within.codec == "vlic-dpo", ["codec", "family", "matched"]] = ["avif", "classical", False]
+    within.loc[within.codec == "jpeg", "matched"] = True
+    (sentence,) = suite.classical_answer(suite.task_table(within, ["top1"], n_boot=50), "vlic", "low")
+    assert "trails the best classical codec within the budget, jpeg 0.675" in sentence
     with pytest.raises(ValueError, match="no rows"):
         suite.paired(df, "vlic", "avif", "low", ["top1"])
 
@@ -212,7 +217,8 @@ def test_suite_end_to_end_on_packaged_photos(tmp_path):
     (tmp_path / "holdout").mkdir()
     save_png(data.astronaut()[::2, ::2], tmp_path / "holdout" / "astronaut.png")
     save_png(data.coffee()[::2, ::2], tmp_path / "holdout" / "coffee.png")
-    imgs = machine_images.build(tmp_path, ["astronaut", "coffee", "camera"], ["coffee"], [16, 28], text_size=(256, 128))
+    assert machine_images.expand(["holdout", "camera", "coffee"], tmp_path) == ["astronaut", "coffee", "camera"]
+    imgs = machine_images.build(tmp_path, ["holdout", "camera"], ["coffee"], [16, 28], text_size=(256, 128))
     assert imgs.source == {"astronaut": "holdout", "coffee": "holdout", "camera": "package skimage"}
     assert imgs.photos["camera"].shape == (512, 512, 3) and imgs.text["text:coffee"].shape == (128, 256, 3)
     with pytest.raises(FileNotFoundError, match="nowhere|not in"):

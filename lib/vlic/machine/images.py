@@ -1,6 +1,6 @@
 """The chapter's image set: photographs for the image-level tasks, and photographs with known text for OCR.
 
-* **photos** — by name: first the study's held-out photos (``<prepared>/holdout``, never trained on), then its
+* **photos** — by name (``holdout`` = every held-out photo): first the study's held-out photos (``<prepared>/holdout``, never trained on), then its
   training photos (``<prepared>/train``: the learned codecs saw crops of these, and each row says so), then
   :data:`EXTRA` — photographs that ship in installed packages but are not in the study's raw data (skimage's
   ``camera``, never trained on), read from the package and scaled like the study's photos (longer side
@@ -61,6 +61,21 @@ def load_photo(name: str, prepared_dir: str | Path, max_side: int = 512) -> tupl
                             f"the packaged extras ({', '.join(EXTRA)})")
 
 
+def expand(names: list[str], prepared_dir: str | Path) -> list[str]:
+    """Photo names with the token ``holdout`` replaced by every held-out photo of ``prepared_dir`` (sorted), so a
+    profile can say "all held-out photos" without naming them; duplicates dropped, order kept."""
+    out = []
+    for name in names:
+        if name == "holdout":
+            found = sorted(p.stem for p in (Path(prepared_dir) / "holdout").glob("*.png"))
+            if not found:
+                raise FileNotFoundError(f"no held-out photos under {prepared_dir}/holdout (run `dvc repro data`)")
+            out += found
+        else:
+            out.append(name)
+    return list(dict.fromkeys(out))
+
+
 def centre_crop(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     """The largest centre crop of aspect ``width``:``height``, resized (Lanczos) to ``width`` × ``height``."""
     H, W = pixels.shape[:2]
@@ -76,6 +91,7 @@ def build(prepared_dir: str | Path, photos: list[str], text_photos: list[str], t
     """The image set: ``photos`` by name, and a text image per ``text_photos`` entry with one line per size."""
     from vlic.machine import ocr
 
+    photos, text_photos = expand(photos, prepared_dir), expand(text_photos, prepared_dir)
     out = MachineImages()
     for name in photos:
         out.photos[name], out.source[name] = load_photo(name, prepared_dir, max_side)

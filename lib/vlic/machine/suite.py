@@ -147,7 +147,7 @@ def paired(df: pd.DataFrame, a: str, b: str, rate_point: str, metrics: Sequence[
            seed: int = 0) -> dict[str, dict]:
     """Per image ``a − b`` at one rate point (images both scored), mean and bootstrap interval, and which is better
     (``a``, ``b``, or ``none`` when the interval holds 0)."""
-    per = df.groupby(["codec", "rate_point", "photo"], sort=False)[["bpp", *metrics]].mean()
+    per = df.groupby(["codec", "rate_point", "photo"])[["bpp", *metrics]].mean()
     try:
         pa, pb = per.loc[(a, rate_point)], per.loc[(b, rate_point)]
     except KeyError:
@@ -180,8 +180,8 @@ def dpo_answer(deltas: dict[str, dict], rate_point: str) -> str:
 
 
 def classical_answer(table: pd.DataFrame, learned: str, rate_point: str) -> list[str]:
-    """Per metric at one learned rate point: the learned codec against the best classical codec (the row says
-    whether that codec met the bit budget)."""
+    """Per metric at one learned rate point: the learned codec against the best classical codec that met the bit
+    budget (``matched``); when none did, against the best one, flagged as spending more bits."""
     out = []
     t = table[table.rate_point == rate_point]
     for m in dict.fromkeys(t.metric):
@@ -191,13 +191,14 @@ def classical_answer(table: pd.DataFrame, learned: str, rate_point: str) -> list
         rivals = g[g.family.astype(str).str.startswith("classical")]
         if mine.empty or rivals.empty:
             continue
-        best = rivals.sort_values("value", ascending=not hb).iloc[0]
+        pool = rivals[rivals.matched] if rivals.matched.any() else rivals
+        best = pool.sort_values("value", ascending=not hb, kind="stable").iloc[0]
         v = float(mine.value.iloc[0])
         ahead = (v > best.value) if hb else (v < best.value)
-        tie = np.isclose(v, best.value)
-        word = "ties with" if tie else ("beats" if ahead else "trails")
-        budget = "" if best.matched else " (spending more bits than its target)"
+        word = "ties with" if np.isclose(v, best.value) else ("beats" if ahead else "trails")
+        which = ("the best classical codec within the budget" if best.matched
+                 else "the best classical codec (none met the budget; this one spends more bits)")
         out.append(f"{METRICS[m][2]} at '{rate_point}': {learned} {v:.3f} [{mine.ci_low.iloc[0]:.3f}, "
-                   f"{mine.ci_high.iloc[0]:.3f}] at {mine.bpp.iloc[0]:.3f} bpp {word} the best classical codec, "
-                   f"{best.codec} {best.value:.3f} [{best.ci_low:.3f}, {best.ci_high:.3f}] at {best.bpp:.3f} bpp{budget}.")
+                   f"{mine.ci_high.iloc[0]:.3f}] at {mine.bpp.iloc[0]:.3f} bpp {word} {which}, "
+                   f"{best.codec} {best.value:.3f} [{best.ci_low:.3f}, {best.ci_high:.3f}] at {best.bpp:.3f} bpp.")
     return out
