@@ -36,6 +36,9 @@ def accuracy_vs_bpp(table: pd.DataFrame, metrics: list[str], originals: pd.DataF
         if originals is not None and m in originals and originals[m].notna().any():
             ax.axhline(float(originals[m].mean()), ls=":", c="grey", lw=1)
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(plt.FixedLocator([0.03, 0.05, 0.1, 0.2, 0.5, 1.0]))
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.set_xlabel("bits per pixel (file bytes)")
         ax.set_title(f"{METRICS[m][2]} {'↑' if METRICS[m][1] else '↓'}", fontsize=10)
     axes.flat[len(metrics) - 1].legend(fontsize=7, loc="best")
