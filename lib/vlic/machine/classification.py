@@ -15,8 +15,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 INPUT_SIZE = 224
 
@@ -28,17 +26,10 @@ def availability() -> str | None:
 
 
 def probabilities(images: Sequence[np.ndarray], size: int = INPUT_SIZE) -> np.ndarray:
-    """ImageNet-1k class probabilities (N, 1000) of uint8 RGB images of any sizes."""
-    from vlic.perception import effnet
+    """ImageNet-1k class probabilities (N, 1000) of uint8 RGB images (:func:`vlic.perception.tags.probabilities`)."""
+    from vlic.perception.tags import probabilities as class_probabilities
 
-    model = effnet.load()
-    out = []
-    with torch.inference_mode():
-        for px in images:
-            x = torch.from_numpy(np.array(px, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
-            x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
-            out.append(model(x).double().softmax(-1)[0].numpy())
-    return np.stack(out) if out else np.zeros((0, 1000))
+    return class_probabilities(images, size)
 
 
 def agreement(p_ref: np.ndarray, p_dec: np.ndarray, eps: float = 1e-12) -> dict[str, float]:
