@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from vlic.machine.suite import METRICS
+from vlic.machine.suite import describe
 
 
 def accuracy_vs_bpp(table: pd.DataFrame, metrics: list[str], originals: pd.DataFrame | None = None):
@@ -40,7 +40,8 @@ def accuracy_vs_bpp(table: pd.DataFrame, metrics: list[str], originals: pd.DataF
         ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.set_xlabel("bits per pixel (file bytes)")
-        ax.set_title(f"{METRICS[m][2]} {'↑' if METRICS[m][1] else '↓'}", fontsize=10)
+        _, higher, label = describe(m)
+        ax.set_title(f"{label} {'↑' if higher else '↓'}", fontsize=10)
     axes.flat[len(metrics) - 1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig

@@ -35,6 +35,18 @@ def metrics_of(tasks: Sequence[str]) -> list[str]:
     return [m for m, (t, _, _) in METRICS.items() if t in tasks]
 
 
+def describe(metric: str) -> tuple[str, bool, str]:
+    """(task, higher is better, label) of a machine metric, or of a human-side full-reference metric of
+    :mod:`vlic.eval.metrics` (task ``"human"``)."""
+    if metric in METRICS:
+        return METRICS[metric]
+    from vlic.eval.metrics import HIGHER_IS_BETTER, LABELS
+
+    if metric not in HIGHER_IS_BETTER:
+        raise KeyError(f"unknown metric '{metric}'")
+    return "human", HIGHER_IS_BETTER[metric], LABELS[metric]
+
+
 @dataclass
 class Reference:
     """What the originals give each task: class distributions, the retrieval gallery, faces, masks."""
@@ -48,13 +60,20 @@ class Reference:
     retrieval_input: int = 96
     faces: dict[str, list] = field(default_factory=dict)
     masks: dict[str, np.ndarray] = field(default_factory=dict)
+    human: object = None     # a vlic.eval.metrics.FullReference: the human-side metrics of the same photos
 
 
-def prepare(images, tasks: Sequence[str], patch: int = 64, per_image: int = 16, retrieval_input: int = 96) -> Reference:
-    """Run every task on the originals once."""
+def prepare(images, tasks: Sequence[str], patch: int = 64, per_image: int = 16, retrieval_input: int = 96,
+            human: Sequence[str] = ()) -> Reference:
+    """Run every task on the originals once; ``human``: full-reference metrics (:mod:`vlic.eval.metrics`) to score
+    the same decoded photos with, for the human side of the comparison."""
     from vlic.machine import classification, faces, retrieval
 
     ref = Reference(tuple(tasks), patch=int(patch), retrieval_input=int(retrieval_input))
+    if human:
+        from vlic.eval.metrics import FullReference
+
+        ref.human = FullReference(list(human))
     photos = images.photos
     if "classification" in tasks:
         ref.probabilities = dict(zip(photos, classification.probabilities(list(photos.values()))))
@@ -76,7 +95,7 @@ def score_image(ref: Reference, images, name: str, px: np.ndarray) -> dict[str, 
     """Every task's score of one decoded image ``px`` of image ``name`` (NaN where a task does not apply)."""
     from vlic.machine import classification, faces, ocr, retrieval
 
-    out = {m: np.nan for m in metrics_of(ref.tasks)}
+    out = {m: np.nan for m in metrics_of(ref.tasks)} | ({m: np.nan for m in ref.human.names} if ref.human else {})
     if name in images.text:
         if "ocr" in ref.tasks:
             lines = images.lines[name]
@@ -86,6 +105,8 @@ def score_image(ref: Reference, images, name: str, px: np.ndarray) -> dict[str, 
             out |= {f"cer_{ln.size}px": e for ln, e in zip(lines, errors)}
             out["ocr_read"] = " | ".join(read)
         return out
+    if ref.human is not None:
+        out |= ref.human(images.photos[name], px)
     if "classification" in ref.tasks:
         out |= classification.agreement(ref.probabilities[name], classification.probabilities([px])[0])
     if "retrieval" in ref.tasks:
@@ -137,7 +158,7 @@ def task_table(df: pd.DataFrame, metrics: Sequence[str], n_boot: int = 1000, see
             if v.empty:
                 continue
             mean, lo, hi = mean_ci(v[m].to_numpy(float), n_boot, seed)
-            rows.append({"codec": codec, "rate_point": rp, "family": g["family"].iloc[0], "task": METRICS[m][0],
+            rows.append({"codec": codec, "rate_point": rp, "family": g["family"].iloc[0], "task": describe(m)[0],
                          "metric": m, "images": len(v), "bpp": float(v["bpp"].mean()), "value": mean,
                          "ci_low": lo, "ci_high": hi, "matched": bool(v["matched"].all())})
     return pd.DataFrame(rows)
@@ -160,23 +181,29 @@ def paired(df: pd.DataFrame, a: str, b: str, rate_point: str, metrics: Sequence[
         mean, lo, hi = mean_ci(d.to_numpy(float), n_boot, seed)
         better = "none"
         if m != "bpp" and np.isfinite(lo) and (lo > 0 or hi < 0):
-            better = a if (lo > 0) == METRICS[m][1] else b
+            better = a if (lo > 0) == describe(m)[1] else b
         out[m] = {"delta": round(mean, 5), "ci_low": round(lo, 5), "ci_high": round(hi, 5), "images": int(d.size),
                   "better": better}
     return out
 
 
-def dpo_answer(deltas: dict[str, dict], rate_point: str) -> str:
-    """One sentence per metric on DPO − pre-trained, read from :func:`paired`'s output."""
+def paired_answer(deltas: dict[str, dict], a: str, b: str, rate_point: str, what: str = "") -> str:
+    """One sentence per metric on ``a − b``, read from :func:`paired`'s output: "helps" when ``a`` is better with
+    an interval that excludes zero, "hurts" when ``b`` is, else "no detectable difference"."""
     parts = []
     for m, d in deltas.items():
         if m == "bpp":
             continue
-        verdict = {"vlic-dpo": "helps", "vlic": "hurts"}.get(d["better"], "no detectable difference")
-        parts.append(f"{METRICS[m][2]}: {d['delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] "
+        verdict = {a: "helps", b: "hurts"}.get(d["better"], "no detectable difference")
+        parts.append(f"{describe(m)[2]}: {d['delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] "
                      f"over {d['images']} images → {verdict}")
-    return (f"DPO − pre-trained at rate point '{rate_point}' "
+    return (f"{what or f'{a} − {b}'} at rate point '{rate_point}' "
             f"(bpp {deltas['bpp']['delta']:+.4f}): " + "; ".join(parts) + ".")
+
+
+def dpo_answer(deltas: dict[str, dict], rate_point: str) -> str:
+    """:func:`paired_answer` for DPO − pre-trained."""
+    return paired_answer(deltas, "vlic-dpo", "vlic", rate_point, "DPO − pre-trained")
 
 
 def classical_answer(table: pd.DataFrame, learned: str, rate_point: str) -> list[str]:
@@ -185,7 +212,7 @@ def classical_answer(table: pd.DataFrame, learned: str, rate_point: str) -> list
     out = []
     t = table[table.rate_point == rate_point]
     for m in dict.fromkeys(t.metric):
-        hb = METRICS[m][1]
+        hb = describe(m)[1]
         g = t[t.metric == m]
         mine = g[g.codec == learned]
         rivals = g[g.family.astype(str).str.startswith("classical")]
@@ -198,7 +225,7 @@ def classical_answer(table: pd.DataFrame, learned: str, rate_point: str) -> list
         word = "ties with" if np.isclose(v, best.value) else ("beats" if ahead else "trails")
         which = ("the best classical codec within the budget" if best.matched
                  else "the best classical codec (none met the budget; this one spends more bits)")
-        out.append(f"{METRICS[m][2]} at '{rate_point}': {learned} {v:.3f} [{mine.ci_low.iloc[0]:.3f}, "
+        out.append(f"{describe(m)[2]} at '{rate_point}': {learned} {v:.3f} [{mine.ci_low.iloc[0]:.3f}, "
                    f"{mine.ci_high.iloc[0]:.3f}] at {mine.bpp.iloc[0]:.3f} bpp {word} {which}, "
                    f"{best.codec} {best.value:.3f} [{best.ci_low:.3f}, {best.ci_high:.3f}] at {best.bpp:.3f} bpp.")
     return out
