@@ -23,6 +23,16 @@ def test_availability_names_every_task():
     assert all(v is None or (isinstance(v, str) and "\n" not in v) for v in status.values())
 
 
+def test_a_missing_package_is_a_one_line_reason_not_a_crash(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)
+    monkeypatch.setitem(sys.modules, "mediapipe.python.solutions", None)
+    status = availability()
+    assert "rapidocr-onnxruntime" in status["ocr"] and "mediapipe" in status["faces"]
+    assert all("\n" not in status[t] for t in ("ocr", "faces", "person_mask"))
+
+
 # -- classification -----------------------------------------------------------------------------------------------
 
 @needs_effnet
