@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vlic.eval.baselines import BaselineCodec
+from vlic.codec.baselines import BaselineCodec
 
 
 @pytest.fixture(scope="module")

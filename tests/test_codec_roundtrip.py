@@ -60,7 +60,8 @@ def test_round_trip_any_size(tiny, shape):
 def test_codes_survive_the_bitstream_exactly(tiny):
     import torch
 
-    from vlic.codec.image_codec import pad_to, to_tensor
+    from vlic.codec.image_codec import pad_to
+    from vlic.images import to_tensor
 
     codec = tiny["codec"]
     px = _photo(70, 90, seed=4)

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vlic.config import ParamsError, as_list, load_params, merge, section, set_args
+from vlic.config import ParamsError, as_list, build, cast, load_params, merge, section, set_args
 from vlic.data.prepare import DataConfig
+from vlic.judges.factory import VLMSettings
+from vlic.judges.simulated import SimulationSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,6 +37,52 @@ def test_unknown_keys_are_errors():
         section({"data": {"crop": 3}}, "data", DataConfig)
     with pytest.raises(ParamsError, match="no section 'codec'"):
         section({}, "codec", DataConfig)
+
+
+@pytest.mark.parametrize("value,hint,expected", [
+    ("3e-05", float, 3e-05),            # DVC writes small floats so; YAML 1.1 reads them back as strings
+    (2, float, 2.0), ("40", int, 40), (40.0, int, 40),
+    ("false", bool, False), ("True", bool, True), (False, bool, False),
+    (0, str, "0"), ("0", str, "0"),     # eval_seeds: "0" overridden with -S …=0
+    ("1, 2", tuple[int, ...], (1, 2)), ("", tuple[str, ...], ()), ("a,b", tuple[str, ...], ("a", "b")),
+    (0, int | None, None), ("", str | None, None), (512, int | None, 512),
+])
+def test_cast_accepts_what_dvc_and_yaml_make_of_a_value(value, hint, expected):
+    got = cast(value, hint, "k")
+    assert got == expected and type(got) is type(expected)
+
+
+@pytest.mark.parametrize("value,hint,message", [
+    ("abc", float, "parameter 'dpo.lr': expected a number, got 'abc'"),
+    (3.5, int, "parameter 'dpo.lr': expected an integer, got 3.5"),
+    (True, int, "parameter 'dpo.lr': expected an integer, got True"),
+    ("maybe", bool, "parameter 'dpo.lr': expected true or false, got 'maybe'"),
+    (True, str, "parameter 'dpo.lr': expected a string, got True"),
+    ("1,x", tuple[int, ...], r"parameter 'dpo.lr\[1\]': expected an integer, got 'x'"),
+])
+def test_a_bad_type_is_one_line_naming_the_key(value, hint, message):
+    with pytest.raises(ParamsError, match=message) as e:
+        cast(value, hint, "dpo.lr")
+    assert "\n" not in str(e.value)
+
+
+def test_every_section_of_params_yaml_builds_its_typed_objects():
+    from vlic.training.dpo_setup import DPORun
+    from vlic.training.dpo_trainer import DPOConfig
+
+    for profile in (load_params(REPO / "params.yaml"),
+                    merge(load_params(REPO / "params.yaml"), load_params(REPO / "params" / "paper.yaml"))):
+        vlm = VLMSettings.from_params(profile["judges"], where="judges")
+        assert vlm.concurrency == profile["judges"]["vlm_concurrency"] and isinstance(vlm.timeout_s, float)
+        cfg = build(DPOConfig, profile["dpo"], where="dpo")
+        assert isinstance(cfg.lr, float) and cfg.lr == float(profile["dpo"]["lr"])
+        run = build(DPORun, {**profile["dpo"], "prepared_dir": "p", "models_dir": "m", "cache_path": "c"}, "dpo")
+        assert run.referees == as_list(profile["dpo"]["referees"]) and isinstance(run.reward_seeds, int)
+        sim = SimulationSettings.from_params(profile["rewards"], where="rewards")
+        assert sim.lapse == profile["rewards"]["sim_lapse"] and isinstance(sim.sensitivity, float)
+        assert section(profile, "data", DataConfig).crop_size == profile["data"]["crop_size"]
+    with pytest.raises(ParamsError, match="parameter 'judges.vlm_concurrency': expected an integer, got 'many'"):
+        VLMSettings.from_params({"vlm_concurrency": "many"}, where="judges")
 
 
 def test_max_side_zero_means_full_size():

@@ -143,3 +143,28 @@ def test_whole_collection_can_be_held_out(packaged_raw, tmp_path):
     prep = prepare(cfg)
     assert prep.split.holdout == ("kodim99",)
     assert "kodim99" not in prep.split.train
+
+
+def test_photos_of_a_split_load_in_name_order_and_a_missing_split_says_which_stage(tmp_path):
+    from vlic.data.prepare import load_photos
+    from vlic.images import save_png
+
+    for name in ("b", "a"):
+        save_png(np.full((4, 6, 3), ord(name), np.uint8), tmp_path / "holdout" / f"{name}.png")
+    photos = load_photos(tmp_path, "holdout")
+    assert list(photos) == ["a", "b"] and photos["b"].shape == (4, 6, 3) and photos["b"][0, 0, 0] == ord("b")
+    with pytest.raises(FileNotFoundError, match="dvc repro data"):
+        load_photos(tmp_path, "train")
+    with pytest.raises(ValueError, match="part must be"):
+        load_photos(tmp_path, "test")
+
+
+def test_crop_boxes_cut_the_same_regions_again():
+    from vlic.data.splits import crop_boxes, cut_patches
+
+    imgs = {"x": np.arange(40 * 40 * 3, dtype=np.uint8).reshape(40, 40, 3), "y": np.zeros((40, 40, 3), np.uint8)}
+    crops = random_crops(imgs, 16, 3, seed=2)
+    boxes = crop_boxes(crops, ["x"])
+    assert len(boxes["x"]) == 3
+    for k, patch in enumerate(cut_patches(imgs["x"], boxes["x"], 16)):
+        np.testing.assert_array_equal(patch, crops.pixels[k])

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import http.server
 import threading
-from pathlib import Path
 
 import pytest
 
-from vlic.data.download import DATASETS, DownloadError, RemoteFile, fetch
+from vlic.data.download import DATASETS
+from vlic.fetch import DownloadError, RemoteFile, fetch
 
 PAYLOAD = bytes(range(256)) * 400  # 102 400 bytes
 

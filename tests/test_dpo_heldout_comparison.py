@@ -39,3 +39,34 @@ def test_same_bitstream_same_seed_and_rates():
     np.testing.assert_array_equal(pp.original[1], photos["p"][16:32, 8:24])
     rows = bitstream_rates({"base": ImageCodec(base), "same": ImageCodec(Checkpoint(other, base.prior))}, photos)
     assert rows[0]["bpp"] == rows[1]["bpp"] and rows[1]["tokens_changed"] == 0.0
+
+
+def test_the_rd_harness_names_step_counts_and_scores_shared_pixels_once():
+    from vlic.eval.benchmark import learned_reconstructions, score_mean_heads, score_reconstructions
+    from vlic.eval.decoder_comparison import decode_patches, heldout_codes
+
+    torch.manual_seed(0)
+    model = DiffusionCodec(TINY).eval()
+    torch.nn.init.normal_(model.flow.out[-1].weight, std=0.05)
+    codec = ImageCodec(Checkpoint(model, build_prior(TINY).eval()))
+    photos = {"p": np.random.default_rng(1).integers(0, 256, (48, 40, 3), dtype=np.uint8)}
+    several = learned_reconstructions([("vlic", "low", codec)], photos, (1, 2), (0,))
+    assert [r["codec"] for r in several.rows] == ["vlic (1 steps)", "vlic (2 steps)"]
+    assert [r["steps"] for r in several.rows] == [1, 2] and several.rows[0]["bpp"] == codec.compress(photos["p"]).bpp
+    one = learned_reconstructions([("vlic", "low", codec)], photos, 2, (0, 3))
+    assert [(r["codec"], r["seed"]) for r in one.rows] == [("vlic", 0), ("vlic", 3)]
+    np.testing.assert_array_equal(one.pixels[("vlic", "low", "p", 0)], several.pixels[("vlic (2 steps)", "low", "p", 0)])
+    calls = []
+    def scorer(ref, px):
+        calls.append(px)
+        return {"mse": float(((ref.astype(float) - px) ** 2).mean())}
+    one.pixels[("vlic", "low", "p", 3)] = one.pixels[("vlic", "low", "p", 0)]      # two rows, one decoded image
+    df = score_reconstructions(one, photos, scorer)
+    assert len(df) == 2 and len(calls) == 1 and df.mse.nunique() == 1
+    assert score_mean_heads(one, photos, scorer).columns.tolist() == ["codec", "rate_point", "photo", "mse"]
+    # the held-out path decodes the same codes to the same pixels the harness shows
+    held = heldout_codes(codec, photos, {"p": [(0, 0), (16, 8)]})
+    patches, rows, kept = decode_patches(model, held, 16, (0,), 2, keep_photos=("p",))
+    assert rows == [("p", 0, 0), ("p", 1, 0)] and held[0].bpp == several.rows[0]["bpp"]
+    np.testing.assert_array_equal(kept[("p", 0)], one.pixels[("vlic", "low", "p", 0)])
+    np.testing.assert_array_equal(patches[1], kept[("p", 0)][16:32, 8:24])

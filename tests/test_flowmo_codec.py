@@ -193,7 +193,7 @@ def server():
 
 def test_download_records_then_verifies_the_lock(server, tmp_path):
     from vlic.codec.flowmo_download import download_model
-    from vlic.data.download import DownloadError
+    from vlic.fetch import DownloadError
 
     urls = {"flowmo_lo": f"{server}/flowmo_lo.pth"}
     lock = tmp_path / "flowmo.lock.json"

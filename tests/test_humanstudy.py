@@ -8,7 +8,7 @@ import pytest
 
 from vlic.data.twoafc import TwoAFCSet, read_bapps
 from vlic.eval.elo import elo_ratings
-from vlic.humanstudy import HumanStudy, codec_comparisons, judge_human_agreement, read_answers, simulate_rater
+from vlic.eval.human_study import HumanStudy, codec_comparisons, judge_human_agreement, read_answers, simulate_rater
 
 
 def _pairs(n=12) -> TwoAFCSet:

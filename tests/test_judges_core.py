@@ -9,8 +9,8 @@ import pytest
 from vlic.judges.base import JudgeBase, JudgeUnavailable, Query, Verdict
 from vlic.judges.cache import VerdictCache
 from vlic.judges.ensemble import agreement, combine, order_consistency, run_judge, unanimous_vote
-from vlic.judges.factory import VLMSettings, judge_status, make_judge
-from vlic.judges.metric import MetricJudge, availability, rating_from_distances
+from vlic.judges.factory import VLMSettings, availability, make_judge
+from vlic.judges.metric import MetricJudge, rating_from_distances
 
 
 @pytest.mark.parametrize(
@@ -48,8 +48,8 @@ def test_learned_metrics_without_weights_say_not_available_offline(monkeypatch, 
         assert "not available offline" in availability(name)
         with pytest.raises(JudgeUnavailable, match="not available offline"):
             MetricJudge(name)
-    assert judge_status("vlm", VLMSettings()) == "not configured"
-    assert judge_status("haarpsi") is None
+    assert availability("vlm", VLMSettings()) == "not configured"
+    assert availability("haarpsi") is None
 
 
 class ScriptedJudge(JudgeBase):

@@ -1,4 +1,5 @@
-"""Every pipeline notebook: clean when committed, wired consistently into dvc.yaml, and runs end to end.
+"""Every pipeline notebook: clean when committed, wired into dvc.yaml (written from pipeline.yaml, every parameter
+fed), and runs end to end.
 
 The smoke run executes the chapters in dvc.yaml's stage order inside one temporary workspace, each with the tiny
 parameters of ``tests/smoke_params/<notebook>.yaml`` (``{work}`` is replaced by the workspace path), so a later
@@ -15,11 +16,13 @@ import pytest
 import yaml
 
 from vlic.notebooks import parameter_names, problems
+from vlic.pipeline import load, render
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+PIPELINE = yaml.safe_load((REPO / "pipeline.yaml").read_text())
 
 
 def _stage_notebooks() -> list[tuple[str, str, Path]]:
@@ -45,13 +48,21 @@ def test_committed_notebook_is_clean(nb: Path):
     assert problems(nb, pipeline=not nb.name.startswith("explore")) == []
 
 
+def test_dvc_yaml_is_what_pipeline_yaml_writes():
+    assert (REPO / "dvc.yaml").read_text() == render(*load(REPO), root=REPO), \
+        "dvc.yaml differs from pipeline.yaml + the notebooks' parameters cells: run `vlic pipeline write`"
+
+
 @pytest.mark.parametrize("stage,cmd,nb", STAGES, ids=[s[0] for s in STAGES])
-def test_stage_passes_declared_params_the_notebook_defines(stage, cmd, nb):
+def test_stage_feeds_every_parameter_the_notebook_defines(stage, cmd, nb):
     declared = set(parameter_names(nb))
     passed = re.findall(r'-y\s+"(\w+):', cmd)
     assert passed, f"stage '{stage}' passes no parameters"
     assert len(passed) == len(set(passed)), f"stage '{stage}' passes a parameter twice"
     assert set(passed) <= declared, f"stage '{stage}' passes {sorted(set(passed) - declared)} unknown to {nb.name}"
+    kept = set(PIPELINE["stages"][stage].get("keep_default") or [])
+    assert set(passed) | kept == declared, f"stage '{stage}' feeds neither {sorted(declared - set(passed) - kept)}"
+    assert not set(passed) & kept, f"stage '{stage}' feeds {sorted(set(passed) & kept)}, listed under keep_default"
     templated = set(re.findall(r"\$\{([\w.]+)\}", cmd))
     listed = set()
     for entry in DVC["stages"][stage].get("params", []):

@@ -99,9 +99,9 @@ def test_brisque_pinned_and_ordered(astronaut):
 
 
 def test_deep_effnet_judge_prefers_mild_blur_to_heavy_noise():
-    from vlic.judges.factory import judge_status, make_judge
+    from vlic.judges.factory import availability, make_judge
 
-    assert judge_status("deep_effnet") is None
+    assert availability("deep_effnet") is None
     ref = data.astronaut()[128:384, 128:384]
     mild_blur = np.clip(gaussian_filter(ref.astype(float), (1, 1, 0)), 0, 255).round().astype(np.uint8)
     heavy_noise = np.clip(ref + np.random.default_rng(0).normal(0, 40, ref.shape), 0, 255).astype(np.uint8)
@@ -146,7 +146,7 @@ def test_frechet_distance_low_rank_path_equals_the_full_one():
 
 
 def test_hifid_patches_and_effnet_distribution_metrics():
-    from vlic.eval.metrics import (distribution_interval, feature_network, hifid_patches, patch_features, status)
+    from vlic.eval.metrics import (distribution_interval, feature_network, hifid_patches, patch_features, availability)
 
     photo = data.astronaut()[:256, :192]
     patches = hifid_patches(photo, 64)
@@ -154,7 +154,7 @@ def test_hifid_patches_and_effnet_distribution_metrics():
     assert np.array_equal(patches[12], photo[32:96, 32:96])
     with pytest.raises(ValueError, match="does not fit"):
         hifid_patches(photo[:50], 64)
-    assert status("fd_effnet") is None and status("kid_effnet") is None
+    assert availability("fd_effnet") is None and availability("kid_effnet") is None
     fn = feature_network("fd_effnet", input_size=96)
     blurred = [np.clip(gaussian_filter(p.astype(float), (2, 2, 0)), 0, 255).round().astype(np.uint8) for p in patches]
     f_ref, f_blur = patch_features(fn, patches), patch_features(fn, blurred)

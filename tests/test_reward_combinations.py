@@ -10,7 +10,7 @@ import pytest
 from vlic.judges.base import JudgeError, Query
 from vlic.judges.combination import combine_judges
 from vlic.judges.ensemble import run_judge
-from vlic.judges.factory import judge_status, make_judge
+from vlic.judges.factory import availability, make_judge
 from vlic.judges.prompt import DIRECT_PROMPT_VERSION, PROMPT_VERSION, openai_messages, parse_rating
 from vlic.judges.simulated import SimulatedVLMJudge, SimulationSettings
 from vlic.training.buffer import Candidate
@@ -132,8 +132,8 @@ def test_simulated_judge_is_reproducible_seed_dependent_and_labelled():
     assert len(set(v1)) > 2                                                           # seeds differ
     v = sim.judge(ref, close, far, seed=0)
     assert "SIMULATED" in v.rationale and parse_rating(v.text) == v.rating
-    assert judge_status("sim_vlm(psnr)") is None
-    assert "not available offline" in (judge_status("sim_vlm(lpips_vgg)") or "not available offline")
+    assert availability("sim_vlm(psnr)") is None
+    assert "not available offline" in (availability("sim_vlm(lpips_vgg)") or "not available offline")
     with pytest.raises(JudgeError, match="sim_vlm"):
         make_judge("sim_vlm(nope)")
     with pytest.raises(JudgeError, match="probability"):

@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from vlic.config import load_params
+from vlic.config import ParamsError, build, load_params
 from vlic.notebooks import parameter_names, stage_parameters
 from vlic.training.dpo_seed_study import across_seeds
-from vlic.training.dpo_setup import dpo_config, setup_dpo
+from vlic.training.dpo_setup import setup_dpo
 from vlic.training.dpo_trainer import DPOConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +30,8 @@ def test_stage_parameters_render_dvc_yaml_like_dvc_and_papermill():
     odd = stage_parameters("dpo", {**load_params(ROOT / "params.yaml"),
                                    "dpo": {**load_params(ROOT / "params.yaml")["dpo"], "lr": 3e-05}}, ROOT / "dvc.yaml")
     assert odd["lr"] == "3e-05"                  # DVC writes 3e-05; YAML 1.1 reads it back as a string …
-    assert dpo_config(**odd).lr == 3e-05         # … and the config casts it to the declared type
-    assert dpo_config(**{**values, "train_encoder": "false"}).train_encoder is False
+    assert build(DPOConfig, odd).lr == 3e-05     # … and the config casts it to the declared type
+    assert build(DPOConfig, {**values, "train_encoder": "false"}).train_encoder is False
     with pytest.raises(KeyError, match="no stage"):
         stage_parameters("nope", {}, ROOT / "dvc.yaml")
     with pytest.raises(KeyError, match="do not define"):
@@ -102,6 +102,10 @@ def test_setup_builds_the_chapters_run_and_refuses_bad_parameters(workspace):
         setup_dpo(**{**values, "rate": "high"})
     with pytest.raises(RuntimeError, match="cannot run here"):
         setup_dpo(**{**values, "reward_judges": "vlm,ssim"})
+    with pytest.raises(ParamsError, match="parameter 'reward_seeds': expected an integer, got 'three'"):
+        setup_dpo(**{**values, "reward_seeds": "three"})
+    with pytest.raises(ParamsError, match="DPORun needs parameter\\(s\\) rate"):
+        setup_dpo(**{k: v for k, v in values.items() if k != "rate"})
 
 
 def test_launched_run_is_the_run_the_chapter_resumes(workspace, monkeypatch):

@@ -17,7 +17,7 @@ from PIL import Image
 pytest.importorskip("ipywidgets")
 
 from vlic.data.twoafc import TwoAFCSet  # noqa: E402
-from vlic.humanstudy import HumanStudy, read_answers  # noqa: E402
+from vlic.eval.human_study import HumanStudy, read_answers  # noqa: E402
 from vlic.judges.ensemble import run_judge  # noqa: E402
 from vlic.judges.factory import make_judge  # noqa: E402
 from vlic.judges.reward_variants import Roles, parse_variant  # noqa: E402
@@ -251,7 +251,7 @@ def test_done_clears_the_pair_and_undo_brings_it_back(tmp_path):
 
 
 def test_first_answer_time_starts_at_start_not_at_loading(tmp_path, monkeypatch):
-    import vlic.humanstudy as hs
+    import vlic.eval.human_study as hs
     from vlic.widgets.human_study import HumanStudyWidget
 
     now = [100.0]
@@ -267,7 +267,7 @@ def test_first_answer_time_starts_at_start_not_at_loading(tmp_path, monkeypatch)
 
 
 def test_agreement_has_a_bootstrap_interval(tmp_path):
-    from vlic.humanstudy import judge_human_agreement, simulate_rater
+    from vlic.eval.human_study import judge_human_agreement, simulate_rater
 
     s = _study_pairs(10)
     for k, rater in enumerate(("ann", "bob", "cy")):

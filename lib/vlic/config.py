@@ -1,14 +1,18 @@
-"""The one place that reads ``params.yaml``: typed views of its sections and profile overrides.
+"""The one place where parameters become typed objects: params.yaml's sections, a chapter's parameters, overrides.
 
-Notebooks receive their parameters from papermill (dvc.yaml passes them from params.yaml); the CLI, tests and
-scripts use :func:`load_params` / :func:`section` to read the same values. Lists are stored as comma-separated
-strings (DVC cannot template YAML lists into a command line); :func:`as_list` splits them.
+A parameter is a dataclass field. :func:`build` makes the dataclass from any mapping of names to values — a section
+of ``params.yaml`` (:func:`section`, for the CLI, tests and scripts) or the values papermill gave a chapter (the
+chapter names them explicitly: ``build(DataConfig, dict(crop_size=crop_size, …))``) — and :func:`cast` is the one
+conversion each value goes through, with a one-line :class:`ParamsError` naming the key. Lists are stored as
+comma-separated strings (DVC cannot template YAML lists into a command line); :func:`as_list` splits them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,31 +47,83 @@ def as_list(value: Any) -> tuple[str, ...]:
     return tuple(s.strip() for s in str(value).split(",") if s.strip())
 
 
-def _coerce(value: Any, hint: Any) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin is tuple:
-        items = as_list(value)
-        inner = args[0] if args else str
-        return tuple(inner(v) for v in items) if inner in (int, float) else items
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args:
-        if value in (None, 0, "", "none", "None"):
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def cast(value: Any, hint: Any, key: str = "value") -> Any:
+    """``value`` as type ``hint`` — the one conversion every parameter goes through (params.yaml sections, a chapter's
+    papermill parameters, ``-S`` overrides). Accepts what DVC's templating and YAML 1.1 make of a value: ``3e-05``
+    arrives as a string (no dot), ``"0"`` may arrive as ``0``, booleans as ``true``/``"false"``; a list is a
+    comma-separated string (``tuple[int, ...]`` from ``"1,2"``); ``X | None`` takes ``None``, ``""``, ``"none"`` or
+    ``0`` as None. Anything else is a :class:`ParamsError` naming ``key``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+
+    def fail(expected: str) -> ParamsError:
+        return ParamsError(f"parameter '{key}': expected {expected}, got {value!r}")
+
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")) or \
+                (value == 0 and not isinstance(value, bool)):
             return None
-        return _coerce(value, next(a for a in args if a is not type(None)))
+        return cast(value, next(a for a in args if a is not type(None)), key)
+    if origin is tuple:
+        inner = args[0] if args else str
+        return tuple(cast(v, inner, f"{key}[{i}]") for i, v in enumerate(as_list(value)))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise fail("true or false")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        try:
+            number = None if isinstance(value, bool) else float(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not number.is_integer():
+            raise fail("an integer")
+        return int(number)
+    if hint is float:
+        if isinstance(value, bool):
+            raise fail("a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise fail("a number") from None
+    if hint is str:
+        if isinstance(value, (bool, list, dict)):
+            raise fail("a string")
+        return "" if value is None else str(value)
     return value
 
 
-def section(params: dict[str, Any], name: str, cls: type[T]) -> T:
-    """Build dataclass ``cls`` from ``params[name]``: unknown keys are an error, missing keys take defaults."""
+def build(cls: type[T], values: Mapping[str, Any], where: str = "", prefix: str = "", strict: bool = False) -> T:
+    """Dataclass ``cls`` from ``values``: each field ``f`` from ``values[prefix + f]``, :func:`cast` to the field's
+    declared type; missing fields keep their defaults (a field without one is required); other keys are ignored (``strict``: an error). ``where``
+    names the source in errors (``dpo`` → "parameter 'dpo.lr': …")."""
+    hints = typing.get_type_hints(cls)
+    fields = {prefix + f.name: f.name for f in dataclasses.fields(cls)}
+    if strict:
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ParamsError(f"section '{where}' has unknown keys {unknown}; {cls.__name__} knows {sorted(fields)}")
+    dot = f"{where}." if where else ""
+    required = [dot + prefix + f.name for f in dataclasses.fields(cls) if prefix + f.name not in values
+                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if required:
+        raise ParamsError(f"{cls.__name__} needs parameter(s) {', '.join(required)}")
+    return cls(**{name: cast(values[key], hints[name], dot + key) for key, name in fields.items() if key in values})
+
+
+def section(params: Mapping[str, Any], name: str, cls: type[T], prefix: str = "", strict: bool = True) -> T:
+    """Dataclass ``cls`` from section ``name`` of a loaded params.yaml (:func:`build`; unknown keys are an error
+    unless ``strict=False``, for a class that reads only some keys of a section, e.g. the ``vlm_*`` of ``judges``)."""
     if name not in params:
         raise ParamsError(f"parameters have no section '{name}'")
-    values = params[name] or {}
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ParamsError(f"section '{name}' has unknown keys {unknown}; {cls.__name__} knows {sorted(fields)}")
-    hints = typing.get_type_hints(cls)
-    return cls(**{k: _coerce(v, hints[k]) for k, v in values.items()})
+    return build(cls, params[name] or {}, where=name, prefix=prefix, strict=strict)
 
 
 def merge(base: dict[str, Any], override: dict[str, Any], where: str = "") -> dict[str, Any]:

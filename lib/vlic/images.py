@@ -183,3 +183,34 @@ def resize_max_side(pixels: np.ndarray, max_side: int | None) -> np.ndarray:
     s = max_side / max(h, w)
     size = (max(1, round(w * s)), max(1, round(h * s)))
     return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+# Pixels ⇄ tensors, in one place. Two value ranges: "signed" [-1, 1] (the codecs and their training) and "unit"
+# [0, 1] (metrics and perception networks). torch is imported lazily: the CLI's reading of images must stay fast.
+_SCALE = {"signed": (127.5, 1.0), "unit": (255.0, 0.0)}
+
+
+def to_tensor(pixels, value_range: str = "signed", dtype=None):
+    """uint8 RGB pixels (H, W, 3), or a batch (N, H, W, 3) / a list of equal-sized images, → a float tensor
+    (1|N, 3, H, W) in ``value_range`` (float32 unless ``dtype``)."""
+    import torch
+
+    a = np.stack(pixels) if isinstance(pixels, (list, tuple)) else pixels
+    if a.dtype != np.uint8 or a.ndim not in (3, 4) or a.shape[-1] != 3:
+        raise ValueError(f"expected (H, W, 3) or (N, H, W, 3) uint8 RGB pixels, got {a.shape} {a.dtype}")
+    scale, shift = _SCALE[value_range]
+    t = torch.from_numpy(np.array(a, dtype=np.uint8))
+    t = (t.permute(2, 0, 1)[None] if t.ndim == 3 else t.permute(0, 3, 1, 2)).to(dtype or torch.float32)
+    return t / scale - shift if shift else t / scale
+
+
+def to_pixels(x, value_range: str = "signed") -> np.ndarray:
+    """A tensor (3, H, W) or (N, 3, H, W) in ``value_range`` → uint8 pixels (H, W, 3) or (N, H, W, 3), clamped and
+    rounded."""
+    import torch
+
+    scale, shift = _SCALE[value_range]
+    x = x.detach().float().cpu()
+    lo = -1.0 if shift else 0.0
+    u = ((x.clamp(lo, 1) + shift) * scale).round().to(torch.uint8)
+    return np.ascontiguousarray(u.movedim(-3, -1).numpy())

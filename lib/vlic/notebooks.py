@@ -182,20 +182,30 @@ def pre_save_hook(model: dict, path: str, contents_manager: Any = None, **kwargs
     model["content"] = strip_notebook(nb)
 
 
-def parameter_names(path: str | Path) -> list[str]:
-    """Names assigned at top level in the notebook's ``parameters`` cell."""
+def parameter_defaults(path: str | Path) -> dict[str, Any]:
+    """``name → default`` of the notebook's ``parameters`` cell, in the cell's order (defaults are Python literals;
+    anything else is a ValueError naming the parameter)."""
     import ast
 
     nb = nbformat.read(str(path), as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            tree = ast.parse(cell.source)
-            names = []
-            for node in tree.body:
+            out: dict[str, Any] = {}
+            for node in ast.parse(cell.source).body:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-                names += [t.id for t in targets if isinstance(t, ast.Name)]
-            return names
-    return []
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        try:
+                            out[t.id] = ast.literal_eval(node.value)
+                        except ValueError:
+                            raise ValueError(f"'{path}': parameter '{t.id}' is not a literal value") from None
+            return out
+    return {}
+
+
+def parameter_names(path: str | Path) -> list[str]:
+    """Names assigned at top level in the notebook's ``parameters`` cell."""
+    return list(parameter_defaults(path))
 
 
 def stage_parameters(stage: str, params: dict, dvc_yaml: str | Path = "dvc.yaml") -> dict:
@@ -223,9 +233,11 @@ def stage_parameters(stage: str, params: dict, dvc_yaml: str | Path = "dvc.yaml"
             return "true" if node else "false"
         return str(node)
 
+    from papermill.iorw import NoDatesSafeLoader  # what papermill's -y parses with
+
     out: dict = {}
     for arg in re.findall(r'-y\s+"([^"]*)"', stages[stage]["cmd"]):
-        out.update(yaml.safe_load(re.sub(r"\$\{([\w.]+)\}", value, arg)))
+        out.update(yaml.load(re.sub(r"\$\{([\w.]+)\}", value, arg), Loader=NoDatesSafeLoader) or {})
     return out
 
 
@@ -243,3 +255,13 @@ def write_metrics(path: str | Path, metrics: dict, **json_kwargs: Any) -> Path:
     json_kwargs.setdefault("indent", 2)
     path.write_text(json.dumps({**metrics, "numerics": fingerprint()}, **json_kwargs) + "\n")
     return path
+
+
+def json_value(v: Any, digits: int = 5) -> Any:
+    """A table cell as a JSON value for a results file: NaN → ``None``, floats (numpy's too) rounded to ``digits``,
+    other numpy scalars as Python ones."""
+    import numpy as np
+
+    if isinstance(v, (float, np.floating)):
+        return None if np.isnan(v) else round(float(v), digits)
+    return v.item() if isinstance(v, np.generic) else v

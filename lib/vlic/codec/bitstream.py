@@ -309,3 +309,20 @@ class RangeCoder:
 
 def words_to_bytes(words: np.ndarray) -> bytes:
     return np.asarray(words, dtype="<u4").tobytes()
+
+
+class CodedFile:
+    """What every coded file reports — the learned codec's ``.vlic`` and the Pillow baselines' files alike: its size in
+    bytes and bits per pixel (of the ``width`` × ``height`` image its ``data`` holds)."""
+
+    data: bytes
+    width: int
+    height: int
+
+    @property
+    def bytes(self) -> int:
+        return len(self.data)
+
+    @property
+    def bpp(self) -> float:
+        return 8 * len(self.data) / (self.width * self.height)

@@ -2,15 +2,16 @@
 
 Expected failures (unreadable image, missing checkpoint, empty/foreign/truncated/corrupted/forged .vlic, a file made
 by a different model, an image over the pixel limit, an output that cannot be written or is the input) end as one
-line on stderr and exit code 2, through :class:`vlic.cli.UserError`. Outputs are checked *before* the expensive work
+line on stderr and exit code 2, through :class:`vlic.console.UserError`. Outputs are checked *before* the expensive work
 and written atomically (:mod:`vlic.files`): a failure never leaves a cut file behind or destroys an input.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
+
+from vlic.console import UserError, print_json
 
 DEFAULT_MODELS = Path("models")
 DEFAULT_RATE = "high"
@@ -21,7 +22,7 @@ def _model_path(args) -> Path:
     return Path(args.model) if args.model else DEFAULT_MODELS / f"codec_{args.rate}.safetensors"
 
 
-def _read(path: str, UserError) -> bytes:
+def _read(path: str) -> bytes:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"'{path}' does not exist" if not p.exists() else f"'{path}' is not a file")
@@ -31,7 +32,7 @@ def _read(path: str, UserError) -> bytes:
         raise UserError(f"cannot read '{path}': {e.strerror or e}") from None
 
 
-def _find_model(fingerprint: bytes, name: str, UserError) -> Path:
+def _find_model(fingerprint: bytes, name: str) -> Path:
     """The checkpoint under models/ whose fingerprint matches the file's."""
     from vlic.codec.checkpoint import read_fingerprint
 
@@ -43,21 +44,21 @@ def _find_model(fingerprint: bytes, name: str, UserError) -> Path:
                     f"fingerprint ({len(candidates)} checked) — pass --model CKPT")
 
 
-def _load_codec(path: Path, UserError):
+def _load_codec(path: Path):
     from vlic.codec.checkpoint import CheckpointError
     from vlic.codec.image_codec import ImageCodec
 
     from vlic.codec.flowmo_cli import is_flowmo_checkpoint, load_flowmo_codec  # FlowMo .pth / vlic-flowmo files
 
     if is_flowmo_checkpoint(path):
-        return load_flowmo_codec(path, UserError)
+        return load_flowmo_codec(path)
     try:
         return ImageCodec.from_file(path)
     except CheckpointError as e:
         raise UserError(str(e)) from None
 
 
-def _check_output(args, UserError) -> Path:
+def _check_output(args) -> Path:
     from vlic.files import DestinationError, check_destination
 
     try:
@@ -66,7 +67,7 @@ def _check_output(args, UserError) -> Path:
         raise UserError(str(e)) from None
 
 
-def _write(path: Path, data: bytes, UserError) -> None:
+def _write(path: Path, data: bytes) -> None:
     from vlic.files import atomic_write_bytes
 
     try:
@@ -75,7 +76,7 @@ def _write(path: Path, data: bytes, UserError) -> None:
         raise UserError(f"cannot write output '{path}': {e.strerror or e} (nothing was written)") from None
 
 
-def _max_pixels(args, UserError) -> int | None:
+def _max_pixels(args) -> int | None:
     if args.max_pixels < 0:
         raise UserError(f"--max-pixels must be ≥ 0 (0 = no limit), got {args.max_pixels}")
     return args.max_pixels or None
@@ -87,14 +88,10 @@ def _tags(args, pixels, UserError) -> list[int] | None:
     spec = getattr(args, "tags", None)
     if spec is None:
         return None
-    if spec == "auto":
-        from vlic.perception import effnet
-        from vlic.perception.tags import image_tags
-
-        reason = effnet.availability()
-        if reason:
-            raise UserError(f"--tags auto: {reason}")
-        return image_tags(pixels, args.tag_threshold, args.max_tags)
+    if spec == "auto":   # the tagger sits in a higher layer (vlic.perception, wired in by vlic.cli)
+        if getattr(args, "tagger", None) is None:
+            raise UserError("--tags auto: no tagger is wired into this command line (use `vlic compress`)")
+        return args.tagger(pixels, args.tag_threshold, args.max_tags)
     if spec in ("none", ""):
         return []
     try:
@@ -104,17 +101,16 @@ def _tags(args, pixels, UserError) -> list[int] | None:
 
 
 def _compress(args) -> int:
-    from vlic.cli import UserError, print_json
     from vlic.images import ImageReadError, load_rgb
 
     t0 = time.perf_counter()
-    out = _check_output(args, UserError)
-    limit = _max_pixels(args, UserError)
+    out = _check_output(args)
+    limit = _max_pixels(args)
     try:
         loaded = load_rgb(args.input, max_pixels=limit)
     except ImageReadError as e:
         raise UserError(str(e)) from None
-    codec = _load_codec(_model_path(args), UserError)
+    codec = _load_codec(_model_path(args))
     tags = _tags(args, loaded.pixels, UserError)
     extra = {} if tags is None else {"tags": tags}
     try:
@@ -126,7 +122,7 @@ def _compress(args) -> int:
         raise
     except ValueError as e:
         raise UserError(f"'{args.input}': {e}") from None
-    _write(out, result.data, UserError)
+    _write(out, result.data)
     stats = dict(result.stats(), seconds=round(time.perf_counter() - t0, 3), input=str(args.input), output=str(out),
                  model=str(codec.checkpoint.path), fingerprint=codec.fingerprint.hex(),
                  conversions=list(loaded.conversions))
@@ -144,7 +140,6 @@ SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a 64-bit integer
 def _decompress(args) -> int:
     import math
 
-    from vlic.cli import UserError, print_json
     from vlic.codec.bitstream import ContainerError, parse
     from vlic.codec.image_codec import DecodeError
     from vlic.images import png_encode
@@ -156,15 +151,15 @@ def _decompress(args) -> int:
         raise UserError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
     if args.cfg is not None and not math.isfinite(args.cfg):
         raise UserError(f"--cfg must be a finite number, got {args.cfg}")
-    limit = _max_pixels(args, UserError)
-    data = _read(args.input, UserError)
-    out = _check_output(args, UserError)
+    limit = _max_pixels(args)
+    data = _read(args.input)
+    out = _check_output(args)
     try:
         container = parse(data, args.input)
     except ContainerError as e:
         raise UserError(str(e)) from None
-    path = Path(args.model) if args.model else _find_model(container.fingerprint, args.input, UserError)
-    codec = _load_codec(path, UserError)
+    path = Path(args.model) if args.model else _find_model(container.fingerprint, args.input)
+    codec = _load_codec(path)
     steps = args.steps if args.steps is not None else getattr(codec, "default_steps", 1)
     cfg = args.cfg if args.cfg is not None else getattr(codec, "default_cfg", 1.0)
     try:
@@ -172,7 +167,7 @@ def _decompress(args) -> int:
                                   tile=None if args.untiled else "file", name=args.input, max_pixels=limit)
     except DecodeError as e:
         raise UserError(str(e)) from None
-    _write(out, png_encode(pixels), UserError)
+    _write(out, png_encode(pixels))
     if args.json:
         print_json({"output": args.output, "width": container.width, "height": container.height, "steps": steps,
                     "seed": args.seed, "seconds": round(time.perf_counter() - t0, 3), "model": str(path)})
@@ -183,10 +178,9 @@ def _decompress(args) -> int:
 
 
 def _info(args) -> int:
-    from vlic.cli import UserError, print_json
     from vlic.codec.bitstream import OVERHEAD_BYTES, ContainerError, parse
 
-    data = _read(args.input, UserError)
+    data = _read(args.input)
     try:
         c = parse(data, args.input)
     except ContainerError as e:
@@ -196,9 +190,8 @@ def _info(args) -> int:
             "tile": c.tile, "overlap": c.overlap, "bytes": len(data), "payload_bytes": len(c.payload),
             "header_bytes": OVERHEAD_BYTES, "bpp": round(8 * len(data) / (c.width * c.height), 6)}
     if c.tags is not None:
-        from vlic.perception.tags import tag_names
-
-        info |= {"tags": list(c.tags), "tag_names": tag_names(c.tags), "tag_bits": c.tag_bits,
+        namer = getattr(args, "tag_namer", None)
+        info |= {"tags": list(c.tags), **({"tag_names": namer(c.tags)} if namer else {}), "tag_bits": c.tag_bits,
                  "tag_bytes": c.tag_bytes, "tag_bpp": round(8 * c.tag_bytes / (c.width * c.height), 6)}
     if args.json:
         print_json(info)
@@ -208,7 +201,9 @@ def _info(args) -> int:
     return 0
 
 
-def register(sub) -> None:
+def register(sub, tagger=None, tag_namer=None) -> None:
+    """``tagger(pixels, threshold, most) → class indices`` serves ``--tags auto`` and ``tag_namer(indices) → names``
+    lets ``info`` name a file's tags; both come from a higher layer (:mod:`vlic.perception.tags` via ``vlic.cli``)."""
     """Add ``compress``, ``decompress`` and ``info`` to the ``vlic`` parser's subcommands."""
     p = sub.add_parser("compress", help="compress an image to a .vlic file")
     p.add_argument("input", metavar="IN.png")
@@ -226,7 +221,7 @@ def register(sub) -> None:
     p.add_argument("--max-tags", type=int, default=5, metavar="K", help="--tags auto: at most K tags (default: 5)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help=f"refuse images with more pixels (default: {DEFAULT_MAX_PIXELS:,}, Pillow's; 0 = no limit)")
-    p.set_defaults(func=_compress)
+    p.set_defaults(func=_compress, tagger=tagger)
 
     p = sub.add_parser("decompress", help="decode a .vlic file to PNG (same seed, same output)")
     p.add_argument("input", metavar="IN.vlic")
@@ -244,4 +239,4 @@ def register(sub) -> None:
     p = sub.add_parser("info", help="print a .vlic file's header")
     p.add_argument("input", metavar="IN.vlic")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_info)
+    p.set_defaults(func=_info, tag_namer=tag_namer)

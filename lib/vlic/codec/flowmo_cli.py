@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 
+from vlic.console import UserError, print_json
+
 
 def _flowmo_check(args: argparse.Namespace) -> int:
-    from vlic.cli import UserError, print_json
     from vlic.codec.flowmo import FlowMoWeightsError
     from vlic.codec.flowmo_check import FixtureError, check_fixture
 
@@ -31,9 +32,8 @@ def _flowmo_check(args: argparse.Namespace) -> int:
 
 
 def _models_download(args: argparse.Namespace) -> int:
-    from vlic.cli import UserError, print_json
     from vlic.codec.flowmo_download import download_model
-    from vlic.data.download import DownloadError
+    from vlic.fetch import DownloadError
 
     try:
         path, digest, recorded = download_model(args.name, args.dir, args.lock)
@@ -54,7 +54,7 @@ def is_flowmo_checkpoint(path) -> bool:
     return check(path)
 
 
-def load_flowmo_codec(path, UserError):
+def load_flowmo_codec(path):
     """A :class:`~vlic.codec.flowmo_codec.FlowMoCodec` for ``vlic compress | decompress --model``; errors → one line."""
     from vlic.codec.flowmo import FlowMoWeightsError
     from vlic.codec.flowmo_codec import FlowMoCodec

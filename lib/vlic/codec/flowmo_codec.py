@@ -36,8 +36,8 @@ from vlic.codec.bitstream import Container, RangeCoder
 from vlic.codec.flowmo import FlowMo, FlowMoConfig, bits_to_code, decoder_condition, rf_sample
 from vlic.codec.flowmo_checkpoint import (DEFAULT_PRIOR, FlowMoCheckpoint, build_token_prior, load_codec_checkpoint,
                                           token_side)
-from vlic.codec.image_codec import Compressed, DecodeError, to_pixels, to_tensor
-from vlic.images import DEFAULT_MAX_PIXELS  # the one pixel limit of compress and decompress
+from vlic.codec.image_codec import Compressed, DecodeError
+from vlic.images import DEFAULT_MAX_PIXELS, to_pixels, to_tensor  # the one pixel limit of compress and decompress
 from vlic.codec.prior import TokenPrior, empty_blocks, from_blocks, to_blocks, walk
 from vlic.codec.sampling import noise_like
 from vlic.codec.tiling import _ramp, tile_starts
@@ -231,7 +231,7 @@ class FlowMoCodec:
         velocity = blended_velocity(self.model, boxes, c.tile, c.overlap if overlap is None else overlap, self.batch)
         x = rf_sample(velocity, z, conditions, steps or cfg.sample_steps, cfg.schedule,
                       cfg.cfg if cfg_scale is None else cfg_scale, cfg.cfg_interval)
-        return to_pixels(x[:, :, : c.height, : c.width].clamp(-1, 1).cpu())
+        return to_pixels(x[0, :, : c.height, : c.width])
 
 
 # --- fitting the token prior ---------------------------------------------------------------------------------------

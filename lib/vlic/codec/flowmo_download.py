@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vlic.data.checksums import sha256_of
-from vlic.data.download import DownloadError, RemoteFile, fetch
+from vlic.fetch import sha256_of
+from vlic.fetch import DownloadError, RemoteFile, fetch
 
 RELEASED_URLS = {
     "flowmo_lo": "https://huggingface.co/ksarge/FlowMo/resolve/main/flowmo_lo.pth",

@@ -28,7 +28,7 @@ from vlic.codec.bitstream import Container, RangeCoder
 from vlic.codec.checkpoint import Checkpoint, load
 from vlic.codec.prior import empty_blocks, from_blocks, to_blocks, walk
 from vlic.codec.sampling import sample
-from vlic.images import DEFAULT_MAX_PIXELS  # one limit for reading, encoding and decoding
+from vlic.images import DEFAULT_MAX_PIXELS, to_pixels, to_tensor  # one pixel limit for reading, encoding, decoding
 
 
 # Peak resident bytes per pixel, measured on the laptop profile's high-rate codec (encoder width 64, flow widths
@@ -96,7 +96,7 @@ def check_limits(cfg, width: int, height: int, tile: int | None, decode: bool, m
 
 
 @dataclass(frozen=True)
-class Compressed:
+class Compressed(bitstream.CodedFile):
     data: bytes
     width: int
     height: int
@@ -104,14 +104,6 @@ class Compressed:
     seconds: float
     n_tokens: int
     tags: tuple[int, ...] | None = None   # tags coded in the file (None: an untagged file)
-
-    @property
-    def bytes(self) -> int:
-        return len(self.data)
-
-    @property
-    def bpp(self) -> float:
-        return 8 * len(self.data) / (self.width * self.height)
 
     @property
     def tag_bytes(self) -> int:
@@ -127,16 +119,6 @@ class Compressed:
                 "bits_over_ideal": round(self.payload_bits / max(self.ideal_bits, 1e-9), 5),
                 "seconds": round(self.seconds, 3), "width": self.width, "height": self.height, "tokens": self.n_tokens,
                 **({} if self.tags is None else {"tags": list(self.tags), "tag_bytes": self.tag_bytes})}
-
-
-def to_tensor(pixels: np.ndarray) -> torch.Tensor:
-    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {pixels.shape} {pixels.dtype}")
-    return torch.from_numpy(np.array(pixels, dtype=np.uint8)).permute(2, 0, 1).unsqueeze(0).float() / 127.5 - 1
-
-
-def to_pixels(x: torch.Tensor) -> np.ndarray:
-    return ((x[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -261,7 +243,7 @@ class ImageCodec:
         x = sample(self.model, features, mean, steps=steps, seed=seed, cfg_scale=cfg_scale,
                    tile=c.tile if tile == "file" else tile, overlap=c.overlap if overlap is None else overlap,
                    shift=shift, progress=progress)
-        return to_pixels(x[:, :, : c.height, : c.width])
+        return to_pixels(x[0, :, : c.height, : c.width])
 
     def decompress(self, data: bytes | Container, steps: int = 4, seed: int = 0, tile: int | None | str = "file",
                    overlap: int | None = None, cfg_scale: float = 1.0, shift: float = 1.0, name: str = "<bytes>",
@@ -274,8 +256,9 @@ class ImageCodec:
     @staticmethod
     def mean_pixels(c: Container, mean: torch.Tensor) -> np.ndarray:
         """The deterministic mean head's reconstruction μ (what the flow refines), as uint8 pixels."""
-        return to_pixels(mean[:, :, : c.height, : c.width])
+        return to_pixels(mean[0, :, : c.height, : c.width])
 
     def mean_reconstruction(self, data: bytes | Container, name: str = "<bytes>") -> np.ndarray:
+        """The mean head's reconstruction μ of a file (range decoding + latent decoder, no sampling)."""
         c, _, mean = self.decode_condition(data, name)
         return self.mean_pixels(c, mean)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vlic.images import to_tensor
+
 _WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003
 
 
@@ -32,7 +34,6 @@ def ms_ssim_torch(x: torch.Tensor, y: torch.Tensor, kernel: int = 11) -> torch.T
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     """MS-SSIM of two uint8 RGB arrays (standard 5 scales when the image is ≥ 161 px, fewer for smaller ones)."""
-    ta = torch.from_numpy(np.array(a, dtype=np.uint8)).permute(2, 0, 1)[None].double() / 255
-    tb = torch.from_numpy(np.array(b, dtype=np.uint8)).permute(2, 0, 1)[None].double() / 255
+    ta, tb = to_tensor(a, "unit", torch.float64), to_tensor(b, "unit", torch.float64)
     kernel = 11 if min(a.shape[:2]) >= 11 else 3
     return float(ms_ssim_torch(ta, tb, kernel)[0])

@@ -22,10 +22,6 @@ LADDERS: dict[str, tuple[float, ...]] = {
     "resample": (1.25, 1.5, 2.0, 2.5, 3.0, 4.0),     # box-downsample by this factor, bicubic back up
 }
 
-UNITS = {"blur": "σ px", "noise": "σ levels", "jpeg": "quality", "colour": "levels", "contrast": "factor",
-         "resample": "factor"}
-
-
 def _clip(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 

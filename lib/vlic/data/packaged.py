@@ -18,7 +18,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vlic.data.checksums import sha256_of
+from vlic.fetch import sha256_of
 
 
 class PackagedDataError(RuntimeError):

@@ -122,3 +122,16 @@ def load_split(prepared_dir: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"'{path}' not found: run the data stage first (`dvc repro data`)")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_photos(prepared_dir: str | Path, part: str) -> dict[str, np.ndarray]:
+    """The prepared photos of ``part`` (``"train"`` or ``"holdout"``) by name, in name order, as uint8 RGB; an
+    empty or missing folder is an error that says which stage makes it."""
+
+    if part not in ("train", "holdout"):
+        raise ValueError(f"part must be 'train' or 'holdout', got {part!r}")
+    photos = {p.stem: load_rgb(p).pixels for p in sorted((Path(prepared_dir) / part).glob("*.png"))}
+    if not photos:
+        raise FileNotFoundError(f"no {part} photos under '{Path(prepared_dir) / part}': run the data stage first "
+                                "(`dvc repro data`)")
+    return photos

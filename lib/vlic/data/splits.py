@@ -7,6 +7,7 @@ seeded ``numpy`` generator, so the same parameters give the same crops on every 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -55,6 +56,23 @@ class Crops:
     def load(cls, path) -> "Crops":
         with np.load(path, allow_pickle=False) as z:
             return cls(z["pixels"], z["image"], z["box"], tuple(str(n) for n in z["names"]))
+
+
+def crop_boxes(crops: Crops, photos: Sequence[str]) -> dict[str, list[tuple[int, int]]]:
+    """Top-left corners (y, x) of ``crops`` per photo — to cut the same regions again from reconstructions."""
+    return {n: [tuple(int(v) for v in crops.box[i]) for i in range(len(crops)) if crops.names[crops.image[i]] == n]
+            for n in photos}
+
+
+def cut_patches(px: np.ndarray, boxes: list[tuple[int, int]], size: int) -> list[np.ndarray]:
+    """``size``-pixel patches at top-left ``boxes`` (y, x); a box outside the photo is an error."""
+    H, W = px.shape[:2]
+    out = []
+    for y, x in boxes:
+        if y < 0 or x < 0 or y + size > H or x + size > W:
+            raise ValueError(f"patch box ({y}, {x}) of size {size} is outside the {W}×{H} photo")
+        out.append(px[y : y + size, x : x + size])
+    return out
 
 
 def random_crops(images: dict[str, np.ndarray], size: int, per_image: int, seed: int) -> Crops:

@@ -11,7 +11,7 @@ human observers who preferred p1.
   family at two strengths; the milder one is "preferred by all humans".
 * :func:`compressed_pairs` — two reconstructions of the same image by two codecs at matched bpp; no ground truth,
   used for inter-judge agreement. Codecs plug in as a :data:`Reconstructor`.
-* :func:`twoafc_credit` / :func:`bootstrap_ci` — BAPPS scoring: a judge choosing p1 earns the human fraction that
+* :func:`twoafc_credit` — BAPPS scoring (its intervals: :func:`vlic.stats.mean_ci`): a judge choosing p1 earns the human fraction that
   chose p1, choosing p0 earns the rest, a tie earns ½.
 """
 
@@ -166,10 +166,10 @@ def severity_ladder(crops: Crops, families: Sequence[str] = tuple(FAMILIES), max
 
 # --- compressed-pair set -------------------------------------------------------------------------------------------
 def pillow_reconstructor(fmt: str) -> Reconstructor:
-    """A Pillow codec (``jpeg``, ``webp``, ``avif``; :class:`vlic.eval.baselines.BaselineCodec`) at the highest
+    """A Pillow codec (``jpeg``, ``webp``, ``avif``; :class:`vlic.codec.baselines.BaselineCodec`) at the highest
     quality whose file stays within the target bpp (header included; the lowest quality when even that is larger —
     the achieved bpp is reported, never hidden)."""
-    from vlic.eval.baselines import BaselineCodec
+    from vlic.codec.baselines import BaselineCodec
 
     codec = BaselineCodec(fmt.lower())
 
@@ -245,15 +245,3 @@ def human_ceiling(human_p1: Sequence[float]) -> float:
     """Expected 2AFC score of a random human against the others: mean of h² + (1 − h)²."""
     h = np.asarray(human_p1, dtype=float)
     return float(np.mean(h**2 + (1 - h) ** 2))
-
-
-def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """(mean, low, high): percentile bootstrap over items."""
-    v = np.asarray(values, dtype=float)
-    v = v[~np.isnan(v)]
-    if not len(v):
-        return (float("nan"),) * 3
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(int(n_boot), len(v)))].mean(axis=1)
-    a = (1 - level) / 2
-    return float(v.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))

@@ -1,4 +1,4 @@
-"""Evaluation: rate–distortion (BD-rate), Elo from pairwise verdicts, codec baselines (``baselines``) and metrics."""
+"""Evaluation: rate–distortion (BD-rate), Elo from pairwise verdicts, metrics, the rate–distortion benchmark and summaries."""
 
 from vlic.eval.elo import elo_ratings
 from vlic.eval.ratedistortion import bd_rate

@@ -1,10 +1,11 @@
-"""Every codec of the study on the same held-out photos, as real files: bits per pixel from the bytes written,
-pixels from decoding those bytes.
+"""The study's one rate–distortion harness (chapter 02's pre-trained codecs, chapter 05's comparison of every codec):
+every codec on the same held-out photos, as real files — bits per pixel from the bytes written, pixels from decoding
+those bytes, metrics from :func:`score_reconstructions`.
 
 * **learned** codecs (:func:`learned_reconstructions`): a ``.vlic`` bitstream per photo, decoded with given noise
   seeds (the codec's own path: entropy decoding, latent decoder, tiled sampling);
 * **classical** codecs (:func:`baseline_reconstructions`): JPEG/WebP/AVIF at the highest quality whose file fits a
-  target bpp (:class:`vlic.eval.baselines.BaselineCodec`). When even the lowest quality overshoots — Pillow's
+  target bpp (:class:`vlic.codec.baselines.BaselineCodec`). When even the lowest quality overshoots — Pillow's
   codecs cannot go below ≈ 0.1 bpp on 512-px photos — the row keeps the nearest achievable rate and says
   ``matched = False``; it is never presented as matched;
 * **downscale-then-code** (``<codec>-ds``): the standard way a classical codec reaches very low rates — Lanczos
@@ -19,10 +20,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
+
+from vlic.fetch import hub_checkpoints
+from vlic.images import to_pixels, to_tensor
 
 DOWNSCALES = (1.0, 0.75, 0.5, 0.375, 0.25, 0.1875, 0.125)
 
@@ -49,23 +55,55 @@ class Reconstructions:
         self.mean_heads |= other.mean_heads
 
 
-def learned_reconstructions(codecs: list[tuple[str, str, object]], photos: dict[str, np.ndarray], steps: int,
-                            seeds: tuple[int, ...], progress: bool = False) -> Reconstructions:
-    """``codecs``: (name, rate point, :class:`~vlic.codec.image_codec.ImageCodec`) triples. Each photo compressed
-    once per codec, decoded once per seed."""
+def learned_reconstructions(codecs: list[tuple[str, str, object]], photos: dict[str, np.ndarray],
+                            steps: int | Sequence[int], seeds: tuple[int, ...], progress: bool = False) -> Reconstructions:
+    """``codecs``: (name, rate point, :class:`~vlic.codec.image_codec.ImageCodec`) triples. Each photo is compressed
+    once per codec into a real bitstream, entropy-decoded once, and sampled once per step count and seed. ``steps``
+    an int: the system is called ``name``; a sequence: each step count is its own system, ``"<name> (<steps> steps)"``. Rows also carry the file's ideal bits
+    (the prior's cross-entropy) and the times: ``encode_seconds``, ``entropy_decode_seconds`` (range decoding +
+    latent decoder, once per file) and ``decode_seconds`` (sampling only)."""
+    single = isinstance(steps, (int, np.integer))
+    step_list = (int(steps),) if single else tuple(int(s) for s in steps)
     out = Reconstructions()
     for name, rate_point, codec in codecs:
         for photo, px in tqdm(photos.items(), desc=name, disable=not progress):
             z = codec.compress(px)
+            t0 = time.perf_counter()
             c, features, mean = codec.decode_condition(z.data, photo)
+            entropy_seconds = time.perf_counter() - t0
             out.mean_heads[(name, rate_point, photo)] = codec.mean_pixels(c, mean)
-            for seed in seeds:
-                t0 = time.perf_counter()
-                rec = codec.sample(c, features, mean, steps=steps, seed=seed)
-                out.add({"codec": name, "family": "learned", "rate_point": rate_point, "photo": photo, "seed": int(seed),
-                         "bpp": z.bpp, "bytes": z.bytes, "target_bpp": np.nan, "matched": True, "quality": np.nan,
-                         "scale": 1.0, "decode_seconds": time.perf_counter() - t0}, rec)
+            for s in step_list:
+                for seed in seeds:
+                    t0 = time.perf_counter()
+                    rec = codec.sample(c, features, mean, steps=s, seed=seed)
+                    out.add({"codec": name if single else f"{name} ({s} steps)", "family": "learned",
+                             "rate_point": rate_point, "photo": photo, "seed": int(seed), "steps": s, "bpp": z.bpp,
+                             "bytes": z.bytes, "target_bpp": np.nan, "matched": True, "quality": np.nan, "scale": 1.0,
+                             "ideal_bits": z.ideal_bits, "bits_over_ideal": z.payload_bits / max(z.ideal_bits, 1e-9),
+                             "encode_seconds": z.seconds, "entropy_decode_seconds": entropy_seconds,
+                             "decode_seconds": time.perf_counter() - t0}, rec)
     return out
+
+
+def score_reconstructions(rec: Reconstructions, photos: dict[str, np.ndarray], full_reference: Callable,
+                          no_reference: Callable | None = None) -> pd.DataFrame:
+    """Every row of ``rec`` with its metrics: ``full_reference(original, reconstruction)`` and
+    ``no_reference(reconstruction)`` (dicts of metric → value; e.g. :class:`vlic.eval.metrics.FullReference`). A
+    reconstruction shared by two rows (a ``-ds`` codec whose full-size file fitted) is scored once."""
+    memo, scored = {}, []
+    for row in rec.rows:
+        px = rec.pixels[(row["codec"], row["rate_point"], row["photo"], row["seed"])]
+        if id(px) not in memo:
+            memo[id(px)] = full_reference(photos[row["photo"]], px) | (no_reference(px) if no_reference else {})
+        scored.append(dict(row, **memo[id(px)]))
+    return pd.DataFrame(scored)
+
+
+def score_mean_heads(rec: Reconstructions, photos: dict[str, np.ndarray], full_reference: Callable) -> pd.DataFrame:
+    """The learned codecs' deterministic mean-head reconstructions μ (same files, no sampling), scored: one row per
+    (codec, rate point, photo)."""
+    return pd.DataFrame([{"codec": c, "rate_point": rp, "photo": p, **full_reference(photos[p], px)}
+                         for (c, rp, p), px in rec.mean_heads.items()])
 
 
 def _resize(px: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -93,7 +131,7 @@ def baseline_reconstructions(photos: dict[str, np.ndarray], targets: dict[str, d
                              scales: tuple[float, ...] = DOWNSCALES) -> Reconstructions:
     """``targets``: rate point → photo → target bpp. For every classical codec and rate point: the codec as it is
     (matched or nearest achievable) and, if ``downscale``, its downscale-then-code variant ``<codec>-ds``."""
-    from vlic.eval.baselines import BaselineCodec
+    from vlic.codec.baselines import BaselineCodec
 
     out = Reconstructions()
     for name in codecs:
@@ -121,28 +159,14 @@ def baseline_reconstructions(photos: dict[str, np.ndarray], targets: dict[str, d
     return out
 
 
-def cut_patches(px: np.ndarray, boxes: list[tuple[int, int]], size: int) -> list[np.ndarray]:
-    """``size``-pixel patches at top-left ``boxes`` (y, x); a box outside the photo is an error."""
-    H, W = px.shape[:2]
-    out = []
-    for y, x in boxes:
-        if y < 0 or x < 0 or y + size > H or x + size > W:
-            raise ValueError(f"patch box ({y}, {x}) of size {size} is outside the {W}×{H} photo")
-        out.append(px[y : y + size, x : x + size])
-    return out
-
-
-def compressai_status(model: str) -> str | None:
+def compressai_availability(model: str) -> str | None:
     """None when CompressAI zoo model ``model`` (e.g. ``bmshj2018-hyperprior``) has weights in the torch hub cache,
     else why not. Weights are never downloaded here."""
     try:
         import compressai.zoo  # noqa: F401
     except ImportError:
         return f"CompressAI {model} not available offline: the compressai package is not installed"
-    import torch
-    from pathlib import Path
-
-    found = sorted((Path(torch.hub.get_dir()) / "checkpoints").glob(f"{model}-*.pth.tar"))
+    found = sorted(hub_checkpoints().glob(f"{model}-*.pth.tar"))
     if not found:
         return (f"CompressAI {model} not available offline: no {model}-*.pth.tar in the torch hub cache "
                 "(never downloaded at run time)")
@@ -153,22 +177,21 @@ def compressai_reconstructions(model: str, qualities: tuple[int, ...], photos: d
     """A cached CompressAI zoo model at each quality: real strings (bpp from their bytes), decoded pixels.
     Rate points are named ``q<quality>``; only qualities whose weights are cached are run."""
     import torch
-    from pathlib import Path
 
-    reason = compressai_status(model)
+    reason = compressai_availability(model)
     if reason:
         raise RuntimeError(reason)
     from compressai.zoo import image_models
 
     out = Reconstructions()
-    ckpts = Path(torch.hub.get_dir()) / "checkpoints"
+    ckpts = hub_checkpoints()
     for q in qualities:
         if not list(ckpts.glob(f"{model}-{q}-*.pth.tar")):
             continue
         net = image_models[model](quality=q, pretrained=True).eval()
         for photo, px in photos.items():
             H, W = px.shape[:2]
-            x = torch.from_numpy(px).permute(2, 0, 1)[None].float() / 255
+            x = to_tensor(px, "unit")
             p = 64
             xp = torch.nn.functional.pad(x, (0, (-W) % p, 0, (-H) % p), mode="replicate")
             with torch.inference_mode():
@@ -178,5 +201,5 @@ def compressai_reconstructions(model: str, qualities: tuple[int, ...], photos: d
             out.add({"codec": f"compressai-{model}", "family": "learned (CompressAI)", "rate_point": f"q{q}",
                      "photo": photo, "seed": 0, "bpp": 8 * n_bytes / (H * W), "bytes": n_bytes, "target_bpp": np.nan,
                      "matched": True, "quality": q, "scale": 1.0, "decode_seconds": np.nan},
-                    (rec[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy())
+                    to_pixels(rec[0], "unit"))
     return out

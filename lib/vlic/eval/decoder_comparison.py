@@ -18,8 +18,10 @@ import torch
 from tqdm.auto import tqdm
 
 from vlic.codec.autoencoder import DiffusionCodec
-from vlic.codec.image_codec import ImageCodec, pad_to, to_pixels, to_tensor
+from vlic.codec.image_codec import ImageCodec, pad_to
+from vlic.images import to_pixels, to_tensor
 from vlic.codec.sampling import sample
+from vlic.data.splits import cut_patches
 
 
 @dataclass
@@ -43,35 +45,74 @@ def decode_codes(model: DiffusionCodec, codes: torch.Tensor, height: int, width:
     """Codes (1, C, h, w) → uint8 photo with ``model``'s latent decoder and flow (the codec's decoding path)."""
     features, mean = model.condition_from_codes(codes)
     x = sample(model, features, mean, steps=steps, seed=seed, tile=tile, overlap=overlap)
-    return to_pixels(x[:, :, :height, :width])
+    return to_pixels(x[0, :, :height, :width])
+
+
+@dataclass(frozen=True)
+class HeldoutCodes:
+    """One photo's codes as the base codec's real bitstream holds them, and the patch boxes to cut after decoding —
+    plain arrays, so worker processes can decode them with other models."""
+
+    photo: str
+    codes: np.ndarray                 # (1, C, h, w) token indices, range-decoded from the bytes
+    height: int
+    width: int
+    tile: int | None
+    overlap: int
+    boxes: tuple[tuple[int, int], ...]
+    bpp: float                        # of the base bitstream
+
+
+def heldout_codes(base: ImageCodec, photos: dict[str, np.ndarray],
+                  boxes: dict[str, list[tuple[int, int]]]) -> list[HeldoutCodes]:
+    """Compress each photo with ``base`` into a real bitstream and read its codes back from the bytes."""
+    from vlic.codec import bitstream
+
+    out = []
+    for photo, px in photos.items():
+        z = base.compress(px)
+        c = bitstream.parse(z.data, photo)
+        codes = base.decode_codes(c, photo)
+        out.append(HeldoutCodes(photo, codes.numpy(), c.height, c.width, c.tile, c.overlap,
+                                tuple(tuple(b) for b in boxes[photo]), float(z.bpp)))
+    return out
+
+
+def decode_patches(model: DiffusionCodec, heldout: list[HeldoutCodes], patch: int, seeds: tuple[int, ...],
+                   steps: int, keep_photos: tuple[str, ...] = ()) -> tuple[list[np.ndarray], list[tuple], dict]:
+    """Decode every photo's codes with ``model`` for every noise seed and cut its patches. Returns the patches, one
+    ``(photo, box index, seed)`` per patch (photo, then seed, then box), and the whole reconstructions of
+    ``keep_photos`` by ``(photo, seed)``."""
+    patches, rows, kept = [], [], {}
+    for h in heldout:
+        codes = torch.from_numpy(h.codes)
+        for seed in seeds:
+            rec = decode_codes(model, codes, h.height, h.width, steps, int(seed), h.tile, h.overlap)
+            if h.photo in keep_photos:
+                kept[(h.photo, int(seed))] = rec
+            patches.extend(cut_patches(rec, list(h.boxes), patch))
+            rows.extend((h.photo, k, int(seed)) for k in range(len(h.boxes)))
+    return patches, rows, kept
 
 
 def compare_on_same_bitstream(base: ImageCodec, models: dict[str, DiffusionCodec], photos: dict[str, np.ndarray],
                               boxes: dict[str, list[tuple[int, int]]], patch: int, seeds: tuple[int, ...],
                               steps: int = 4, keep_photos: tuple[str, ...] = (), progress: bool = False) -> PairedPatches:
     """Compress each photo with ``base``; decode its codes with every model in ``models`` for every seed; cut
-    ``patch``-pixel patches at ``boxes[photo]`` (top-left (y, x))."""
-    out = PairedPatches(recon={name: [] for name in models})
-    pid = 0
-    for photo, px in tqdm(photos.items(), desc="decode holdout", disable=not progress):
-        z = base.compress(px)
-        out.bpp[photo] = z.bpp
-        from vlic.codec import bitstream
-
-        c = bitstream.parse(z.data, photo)
-        codes = base.decode_codes(c, photo)
-        ids = list(range(pid, pid + len(boxes[photo])))
-        pid += len(boxes[photo])
-        for seed in seeds:
-            recon = {name: decode_codes(m, codes, c.height, c.width, steps, seed, c.tile, c.overlap)
-                     for name, m in models.items()}
-            if photo in keep_photos:
-                out.photos.update({(photo, name, seed): r for name, r in recon.items()})
-            for (y, x), i in zip(boxes[photo], ids):
-                out.original.append(px[y : y + patch, x : x + patch])
-                for name, r in recon.items():
-                    out.recon[name].append(r[y : y + patch, x : x + patch])
-                out.rows.append({"photo": photo, "y": int(y), "x": int(x), "seed": int(seed), "patch": i})
+    ``patch``-pixel patches at ``boxes[photo]`` (top-left (y, x)). A patch's id is the same for all its seeds."""
+    heldout = heldout_codes(base, photos, boxes)
+    out = PairedPatches(recon={}, bpp={h.photo: h.bpp for h in heldout})
+    rows = None
+    for name, m in tqdm(models.items(), desc="decode holdout", disable=not progress):
+        out.recon[name], rows, kept = decode_patches(m, heldout, patch, seeds, steps, keep_photos)
+        out.photos.update({(photo, name, seed): r for (photo, seed), r in kept.items()})
+    first = {h.photo: i for i, h in enumerate(heldout)}
+    offset = np.cumsum([0] + [len(h.boxes) for h in heldout])
+    for photo, k, seed in rows or []:
+        y, x = heldout[first[photo]].boxes[k]
+        out.original.append(photos[photo][y : y + patch, x : x + patch])
+        out.rows.append({"photo": photo, "y": int(y), "x": int(x), "seed": int(seed),
+                         "patch": int(offset[first[photo]] + k)})
     return out
 
 

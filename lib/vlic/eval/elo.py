@@ -9,7 +9,8 @@ comparison still gets a finite rating, then report Elo = 1000 + 400·log10(e)·(
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from itertools import combinations
 
 import numpy as np
 from scipy.optimize import minimize
@@ -106,3 +107,41 @@ def elo_bootstrap(comparisons: Iterable, n_boot: int = 1000, seed: int = 0, prio
         p: {"elo": point[p], "ci_low": float(np.quantile(v, q)), "ci_high": float(np.quantile(v, 1 - q))}
         for p, v in draws.items()
     }
+
+
+def pairwise_comparisons(distances: dict[str, np.ndarray], clusters: Sequence) -> tuple[list[tuple[str, str, float]], np.ndarray]:
+    """Every pair of players on every item, scored by which reconstruction is closer (``distances[player][i]``,
+    lower = closer; equal = draw). Returns (comparisons (a, b, score_a), cluster of each comparison)."""
+    players = list(distances)
+    n = len(clusters)
+    for p in players:
+        if len(distances[p]) != n:
+            raise ValueError(f"player '{p}' has {len(distances[p])} distances for {n} items")
+    comps, cl = [], []
+    for a, b in combinations(players, 2):
+        da, db = np.asarray(distances[a], float), np.asarray(distances[b], float)
+        score = np.where(da < db, 1.0, np.where(da > db, 0.0, 0.5))
+        comps += [(a, b, float(s)) for s in score]
+        cl += list(clusters)
+    return comps, np.asarray(cl)
+
+
+def patch_tournament(judge, rec, photos: dict[str, np.ndarray], boxes: dict[str, list[tuple[int, int]]], patch: int,
+                     seeds: Sequence[int], rate_point: str, players: Sequence[str], n_boot: int = 1000,
+                     seed: int = 0) -> dict[str, dict[str, float]]:
+    """Elo of ``players`` (codecs of a :class:`~vlic.eval.benchmark.Reconstructions` ``rec``) at ``rate_point``: on every
+    patch (``boxes`` of every photo) and decoding seed, every two players are compared by ``judge.distances`` to the
+    original patch (closer wins); ratings with a bootstrap over patches (all seeds and pairs of a patch together).
+    A codec decoded with fewer seeds (a deterministic classical codec) plays its one reconstruction for every seed."""
+    from vlic.data.splits import cut_patches
+
+    refs = {p: cut_patches(px, boxes[p], patch) for p, px in photos.items()}
+    items = [(p, k, s) for p in photos for k in range(len(boxes[p])) for s in seeds]
+    distances = {}
+    for c in players:
+        have = {k[3] for k in rec.pixels if k[0] == c and k[1] == rate_point}
+        cut = {(p, s): cut_patches(rec.pixels[(c, rate_point, p, s if s in have else min(have))], boxes[p], patch)
+               for p in photos for s in seeds}
+        distances[c] = judge.distances([refs[p][k] for p, k, s in items], [cut[(p, s)][k] for p, k, s in items])
+    comps, clusters = pairwise_comparisons(distances, [f"{p}/{k}" for p, k, s in items])
+    return elo_bootstrap(comps, n_boot=n_boot, seed=seed, clusters=clusters)

@@ -29,12 +29,13 @@ of them is ever downloaded here: :func:`status` returns the reason, which the ch
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from vlic.codec.quality import ms_ssim_torch, psnr
+from vlic.fetch import hub_checkpoints, hub_dir
+from vlic.images import to_tensor
 from vlic.judges.metric import METRICS
 from vlic.perception import SOURCES as PERCEPTION_SOURCES
 
@@ -63,55 +64,54 @@ DINO_REPO = "facebookresearch_dinov2_main"
 DINO_WEIGHTS = "dinov2_vitl14_pretrain.pth"                       # FD-DINO: DINOv2 ViT-L/14 (Stein et al. 2023)
 
 
-def _hub() -> Path:
-    import torch
-
-    return Path(torch.hub.get_dir())
-
-
-def status(name: str) -> str | None:
+def availability(name: str) -> str | None:
     """None when metric ``name`` can run on this machine without a download, else the reason (one line)."""
     if name in FULL_REFERENCE:
-        from vlic.judges.metric import availability
+        from vlic.judges.metric import availability as judge_availability
 
-        return availability(name)
+        return judge_availability(name)
     if name in NO_REFERENCE:
-        from vlic.perception import availability
+        from vlic.perception import availability as perception_availability
 
-        return availability(name)
+        return perception_availability(name)
     if name in ("fd_effnet", "kid_effnet"):
-        from vlic.perception import availability
+        from vlic.perception import availability as perception_availability
 
-        return availability("effnet_lite0")
+        return perception_availability("effnet_lite0")
     if name in ("fid", "kid"):
         try:
             import torch_fidelity  # noqa: F401
         except ImportError:
             return (f"{LABELS[name]} not available offline: torchmetrics' {LABELS[name]} needs the torch-fidelity "
                     "package (not installed) and its Inception weights")
-        if not (_hub() / "checkpoints" / INCEPTION_WEIGHTS).is_file():
+        if not (hub_checkpoints() / INCEPTION_WEIGHTS).is_file():
             return (f"{LABELS[name]} not available offline: Inception weights {INCEPTION_WEIGHTS} are not in "
-                    f"{_hub() / 'checkpoints'} (never downloaded at run time)")
+                    f"{hub_dir() / 'checkpoints'} (never downloaded at run time)")
         return None
     if name == "fd_dino":
-        missing = [str(p) for p in (_hub() / DINO_REPO, _hub() / "checkpoints" / DINO_WEIGHTS) if not p.exists()]
+        missing = [str(p) for p in (hub_dir() / DINO_REPO, hub_checkpoints() / DINO_WEIGHTS) if not p.exists()]
         if missing:
             return f"FD-DINO not available offline: DINOv2 ({', '.join(missing)}) is not cached (never downloaded)"
         return None
     return f"unknown metric '{name}'; known: {', '.join([*FULL_REFERENCE, *NO_REFERENCE, *DISTRIBUTION])}"
 
 
+def _runnable(names: Sequence[str], known, kind: str) -> list[str]:
+    """``names`` as a list if every one is a known ``kind`` metric that can run here; else one error saying why not."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown {kind} metrics {unknown}; known: {', '.join(known)}")
+    blocked = {n: availability(n) for n in names if availability(n)}
+    if blocked:
+        raise RuntimeError("; ".join(blocked.values()))
+    return list(names)
+
+
 class FullReference:
     """Full-reference metrics of whole photos, in their natural units (PSNR in dB, similarities, distances)."""
 
     def __init__(self, names: Sequence[str]):
-        unknown = [n for n in names if n not in FULL_REFERENCE]
-        if unknown:
-            raise ValueError(f"unknown full-reference metrics {unknown}; known: {', '.join(FULL_REFERENCE)}")
-        blocked = {n: status(n) for n in names if status(n)}
-        if blocked:
-            raise RuntimeError("; ".join(blocked.values()))
-        self.names = list(names)
+        self.names = _runnable(names, FULL_REFERENCE, "full-reference")
         self._fns: dict[str, Callable] = {}
 
     def _fn(self, name: str) -> Callable:
@@ -133,8 +133,7 @@ class FullReference:
         if ref.shape != x.shape:
             raise ValueError(f"reference {ref.shape} and reconstruction {x.shape} differ in shape")
         out = {}
-        tr = torch.from_numpy(np.array(ref, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
-        tx = torch.from_numpy(np.array(x, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
+        tr, tx = to_tensor(ref, "unit"), to_tensor(x, "unit")
         for name in self.names:
             if name == "psnr":
                 out[name] = psnr(ref, x)
@@ -151,13 +150,7 @@ class NoReference:
     """No-reference metrics (NIQE, BRISQUE) of whole photos; lower is better."""
 
     def __init__(self, names: Sequence[str]):
-        unknown = [n for n in names if n not in NO_REFERENCE]
-        if unknown:
-            raise ValueError(f"unknown no-reference metrics {unknown}; known: {', '.join(NO_REFERENCE)}")
-        blocked = {n: status(n) for n in names if status(n)}
-        if blocked:
-            raise RuntimeError("; ".join(blocked.values()))
-        self.names = list(names)
+        self.names = _runnable(names, NO_REFERENCE, "no-reference")
 
     def __call__(self, x: np.ndarray) -> dict[str, float]:
         from vlic.perception.brisque import brisque
@@ -209,7 +202,7 @@ def patch_features(feature_fn: Callable, patches: Sequence[np.ndarray], batch: i
     out = []
     with torch.inference_mode():
         for s in range(0, len(patches), batch):
-            x = torch.from_numpy(np.stack(patches[s : s + batch])).permute(0, 3, 1, 2).float() / 255
+            x = to_tensor(list(patches[s : s + batch]), "unit")
             out.append(feature_fn(x).reshape(len(x), -1).double().cpu().numpy())
     return np.concatenate(out)
 
@@ -230,7 +223,6 @@ def hifid_patches(px: np.ndarray, size: int) -> list[np.ndarray]:
 def effnet_features(input_size: int = 224) -> Callable:
     """(B, 3, h, w) in [0, 1] → (B, 1280) pooled EfficientNet-Lite0 features, inputs resized (bicubic) to
     ``input_size``² first (0 = as they are)."""
-    import torch
     import torch.nn.functional as F
 
     from vlic.perception import effnet
@@ -248,7 +240,7 @@ def effnet_features(input_size: int = 224) -> Callable:
 def feature_network(name: str, input_size: int = 224) -> Callable:
     """The feature network of distribution metric ``name`` (raises with :func:`status`'s reason if absent);
     ``input_size`` only for the EfficientNet metrics."""
-    reason = status(name)
+    reason = availability(name)
     if reason:
         raise RuntimeError(reason)
     import torch
@@ -260,10 +252,10 @@ def feature_network(name: str, input_size: int = 224) -> Callable:
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
         net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
-                                          feature_extractor_weights_path=str(_hub() / "checkpoints" / INCEPTION_WEIGHTS)).eval()
+                                          feature_extractor_weights_path=str(hub_checkpoints() / INCEPTION_WEIGHTS)).eval()
         return lambda x: net((x * 255).round().to(torch.uint8))[0]
-    model = torch.hub.load(str(_hub() / DINO_REPO), "dinov2_vitl14", source="local", pretrained=False).eval()
-    model.load_state_dict(torch.load(_hub() / "checkpoints" / DINO_WEIGHTS, map_location="cpu"))
+    model = torch.hub.load(str(hub_dir() / DINO_REPO), "dinov2_vitl14", source="local", pretrained=False).eval()
+    model.load_state_dict(torch.load(hub_checkpoints() / DINO_WEIGHTS, map_location="cpu"))
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 

@@ -8,27 +8,13 @@ With three holdout photos a photo-level interval is coarse; it is reported as wh
 
 from __future__ import annotations
 
-from itertools import combinations
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from vlic.eval.ratedistortion import bd_rate
-
-
-def mean_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and percentile-bootstrap interval of independent values (NaN interval for fewer than 2 values)."""
-    v = np.asarray(values, dtype=float)
-    if v.size == 0 or not np.all(np.isfinite(v)):
-        raise ValueError(f"mean_ci needs finite values, got {v.tolist()}")
-    if v.size < 2 or n_boot <= 0:
-        return float(v.mean()), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    boot = v[rng.integers(0, v.size, size=(int(n_boot), v.size))].mean(axis=1)
-    a = (1 - level) / 2
-    lo, hi = np.quantile(boot, [a, 1 - a])
-    return float(v.mean()), float(lo), float(hi)
+from vlic.stats import mean_ci
 
 
 def per_photo(df: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
@@ -116,20 +102,3 @@ def paired_difference(photos: pd.DataFrame, a: str, b: str, rate_point: str, met
         mean, lo, hi = mean_ci((pa.loc[common, m] - pb.loc[common, m]).to_numpy(), n_boot, seed)
         out[m] = {"delta": round(mean, 5), "ci_low": round(lo, 5), "ci_high": round(hi, 5)}
     return out
-
-
-def pairwise_comparisons(distances: dict[str, np.ndarray], clusters: Sequence) -> tuple[list[tuple[str, str, float]], np.ndarray]:
-    """Every pair of players on every item, scored by which reconstruction is closer (``distances[player][i]``,
-    lower = closer; equal = draw). Returns (comparisons (a, b, score_a), cluster of each comparison)."""
-    players = list(distances)
-    n = len(clusters)
-    for p in players:
-        if len(distances[p]) != n:
-            raise ValueError(f"player '{p}' has {len(distances[p])} distances for {n} items")
-    comps, cl = [], []
-    for a, b in combinations(players, 2):
-        da, db = np.asarray(distances[a], float), np.asarray(distances[b], float)
-        score = np.where(da < db, 1.0, np.where(da > db, 0.0, 0.5))
-        comps += [(a, b, float(s)) for s in score]
-        cl += list(clusters)
-    return comps, np.asarray(cl)

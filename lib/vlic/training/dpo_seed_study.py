@@ -44,9 +44,9 @@ def replicate(values: dict, seed: int, pretrain_seed: int = 0, on: str = "holdou
     import torch
 
     from vlic.codec.image_codec import ImageCodec
-    from vlic.data.splits import Crops, random_crops
+    from vlic.data.splits import Crops, crop_boxes, random_crops
     from vlic.eval.decoder_comparison import bitstream_rates, compare_on_same_bitstream
-    from vlic.eval.heldout import crop_boxes, score_comparison, win_rates
+    from vlic.eval.heldout import score_comparison, win_rates, winrate_row
     from vlic.training.dpo_setup import setup_dpo
     from vlic.training.dpo_trainer import post_trained_checkpoint, train_dpo
 
@@ -92,10 +92,8 @@ def replicate(values: dict, seed: int, pretrain_seed: int = 0, on: str = "holdou
     rates = pd.DataFrame(bitstream_rates({"pretrained": base_codec, "dpo": ImageCodec(dpo)}, photos))
     bpp = rates.groupby("codec")["bpp"].mean()
     row = {"pretrain_seed": int(pretrain_seed), "seed": int(seed), "base_fingerprint": setup.base.fingerprint}
-    for name, w in win_rates(scored, ["training_judge", *setup.referee_names], int(values["bootstrap"]),
-                             int(seed)).items():
-        row.update({name: round(w.winrate, 4), f"{name}_ci_low": round(w.ci_low, 4),
-                    f"{name}_ci_high": round(w.ci_high, 4)})
+    row.update(winrate_row(win_rates(scored, ["training_judge", *setup.referee_names], int(values["bootstrap"]),
+                                     int(seed))))
     row.update({"bpp_change_percent": round(100 * (bpp["dpo"] / bpp["pretrained"] - 1), 3),
                 "implicit_accuracy_second_half": round(float(np.mean(
                     [c["implicit_accuracy"] for c in result.curves[len(result.curves) // 2:]])), 4),

@@ -9,18 +9,17 @@ further training) and evaluates it.
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from vlic.codec.checkpoint import Checkpoint, load
-from vlic.config import as_list
-from vlic.images import load_rgb
+from vlic.config import build
+from vlic.data.prepare import load_photos
 from vlic.judges.cache import VerdictCache
-from vlic.judges.factory import VLMSettings, judge_status, make_judge
+from vlic.judges.factory import VLMSettings, availability, make_judge
 from vlic.training.dpo_trainer import DPOConfig
 from vlic.training.reward import UnanimousReward
 
@@ -40,50 +39,49 @@ class DPOSetup:
     out_path: Path                         # models/codec_dpo.safetensors
 
 
-def _cast(value, hint):
-    # DVC renders small floats as e.g. 3e-05, which YAML 1.1 (papermill's -y) reads back as a string
-    if hint is bool:
-        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-    return hint(value)
+@dataclass(frozen=True)
+class DPORun:
+    """What chapter 04 post-trains and how it judges, beside the trainer's :class:`DPOConfig` and the
+    :class:`VLMSettings`: names of the chapter's parameters (params.yaml's ``dpo`` section, ``judges.cache``)."""
+
+    prepared_dir: str
+    models_dir: str
+    cache_path: str
+    rate: str                                # models/codec_<rate>.safetensors is the base
+    reward_judges: tuple[str, ...]           # their unanimous vote is the reward
+    reward_seeds: int
+    reward_orders: int
+    referees: tuple[str, ...]                # held-out referees, never training judges
+    validation_images: tuple[str, ...] = ()  # training photos left out of post-training
 
 
-def dpo_config(**values) -> DPOConfig:
-    """A :class:`DPOConfig` from chapter parameters: its own fields, cast to their declared types; others ignored."""
-    hints = typing.get_type_hints(DPOConfig)
-    return DPOConfig(**{f.name: _cast(values[f.name], hints[f.name]) for f in dataclasses.fields(DPOConfig)
-                        if f.name in values})
-
-
-def setup_dpo(prepared_dir: str, models_dir: str, cache_path: str, rate: str, reward_judges: str, reward_seeds: int,
-              reward_orders: int, referees: str, validation_images: str = "", **params) -> DPOSetup:
-    """Everything a post-training run needs, from chapter 04's parameters (names as in its ``parameters`` cell)."""
-    prepared, models = Path(prepared_dir), Path(models_dir)
-    left_out = set(as_list(validation_images))
-    train_all = {p.stem: load_rgb(p).pixels for p in sorted((prepared / "train").glob("*.png"))}
-    holdout = {p.stem: load_rgb(p).pixels for p in sorted((prepared / "holdout").glob("*.png"))}
-    if not train_all or not holdout:
-        raise FileNotFoundError(f"no photos under {prepared}/train or {prepared}/holdout: run `dvc repro data` first")
+def setup_dpo(**values: Any) -> DPOSetup:
+    """Everything a post-training run needs, from chapter 04's parameters (the names of its ``parameters`` cell and
+    of params.yaml's ``dpo`` section): :class:`DPORun`, :class:`DPOConfig` and ``vlm_*`` :class:`VLMSettings` fields
+    are read and typed by :func:`vlic.config.build`; other names are ignored."""
+    run, cfg, vlm = build(DPORun, values), build(DPOConfig, values), VLMSettings.from_params(values)
+    models, left_out = Path(run.models_dir), set(run.validation_images)
+    train_all, holdout = load_photos(run.prepared_dir, "train"), load_photos(run.prepared_dir, "holdout")
     if not left_out <= set(train_all):
         raise ValueError(f"validation_images {sorted(left_out - set(train_all))} are not training photos "
                          f"({', '.join(train_all)})")
-    base_path = models / f"codec_{rate}.safetensors"
+    base_path = models / f"codec_{run.rate}.safetensors"
     if not base_path.is_file():
         raise FileNotFoundError(f"no pre-trained codec at {base_path}: run `dvc repro pretrain` first")
-    vlm = VLMSettings.from_params(params)
-    reward_names, referee_names = list(as_list(reward_judges)), list(as_list(referees))
+    reward_names, referee_names = list(run.reward_judges), list(run.referees)
     if set(reward_names) & set(referee_names):
         raise ValueError(f"a referee must not be one of the training judges: {sorted(set(reward_names) & set(referee_names))}")
     for name in reward_names:
-        if judge_status(name, vlm):
-            raise RuntimeError(f"reward judge '{name}' cannot run here: {judge_status(name, vlm)}")
-    runnable = [n for n in referee_names if judge_status(n, vlm) is None]
+        if availability(name, vlm):
+            raise RuntimeError(f"reward judge '{name}' cannot run here: {availability(name, vlm)}")
+    runnable = [n for n in referee_names if availability(n, vlm) is None]
     if not runnable:
-        raise RuntimeError(f"no referee among '{referees}' can run here: "
-                           + "; ".join(f"{n}: {judge_status(n, vlm)}" for n in referee_names))
-    cache = VerdictCache(cache_path)
-    reward = UnanimousReward([make_judge(n, vlm) for n in reward_names], cache, seeds=int(reward_seeds),
-                             orders=int(reward_orders))
+        raise RuntimeError(f"no referee among '{','.join(referee_names)}' can run here: "
+                           + "; ".join(f"{n}: {availability(n, vlm)}" for n in referee_names))
+    cache = VerdictCache(run.cache_path)
+    reward = UnanimousReward([make_judge(n, vlm) for n in reward_names], cache, seeds=run.reward_seeds,
+                             orders=run.reward_orders)
     return DPOSetup(base=load(base_path), train_images={k: v for k, v in train_all.items() if k not in left_out},
                     validation={k: train_all[k] for k in sorted(left_out)}, holdout=holdout, reward=reward,
-                    referee_names=runnable, vlm=vlm, cache=cache, cfg=dpo_config(**params),
+                    referee_names=runnable, vlm=vlm, cache=cache, cfg=cfg,
                     resume_dir=models / "codec_dpo.resume", out_path=models / "codec_dpo.safetensors")

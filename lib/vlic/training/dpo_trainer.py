@@ -52,9 +52,10 @@ from vlic.codec.autoencoder import DiffusionCodec
 from vlic.codec.checkpoint import Checkpoint
 from vlic.codec.sampling import sample, timesteps
 from vlic.files import recover_dir, replace_dir
+from vlic.images import to_pixels, to_tensor
 from vlic.training.buffer import Candidate, Judgement, OnlinePreferenceCollector, PreferenceBuffer
-from vlic.training.dpo import diffusion_dpo_loss
-from vlic.training.pretrain import random_crops, to_tensors
+from vlic.training.dpo_loss import diffusion_dpo_loss
+from vlic.training.pretrain import random_crops
 
 
 @dataclass(frozen=True)
@@ -121,13 +122,8 @@ class PolicyForward(nn.Module):
         return self.codec.velocity(x_t, t, feats, means)
 
 
-def _to_unit(images: list[np.ndarray]) -> torch.Tensor:
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
-def _to_uint8(x: torch.Tensor) -> list[np.ndarray]:
-    px = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    return [np.ascontiguousarray(p) for p in px]
+def _pixel_list(x: torch.Tensor) -> list[np.ndarray]:
+    return list(to_pixels(x))
 
 
 def _lr(step: int, cfg: DPOConfig) -> float:
@@ -138,10 +134,10 @@ def _code_digest() -> str:
     """SHA-256 of the training code itself, so a resume state made by an older version is not reused."""
     import hashlib
 
-    from vlic.training import buffer, dpo
+    from vlic.training import buffer, dpo_loss
 
     h = hashlib.sha256()
-    for path in sorted({__file__, dpo.__file__, buffer.__file__}):
+    for path in sorted({__file__, dpo_loss.__file__, buffer.__file__}):
         h.update(Path(path).read_bytes())
     return h.hexdigest()[:16]
 
@@ -273,7 +269,7 @@ def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, acceler
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
     buffer = PreferenceBuffer(cfg.buffer_capacity, seed=cfg.seed + rank)
     collector = OnlinePreferenceCollector(buffer, reward, cfg.judge_workers)
-    data = to_tensors(images)
+    data = [to_tensor(im)[0] for im in images]
     curves: list[dict] = []
     start, elapsed, waited, refreshes = 0, 0.0, 0.0, 0
     merges: dict[int, int] = {}   # staged batch → the step at which its pairs join the buffer
@@ -305,7 +301,7 @@ def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, acceler
         x = random_crops(data, codec_cfg.tile, cfg.refresh_size, gen).to(device)
         seeds = tuple(int(s) for s in torch.randint(0, 2**30, (2,), generator=gen))
         a, b = sample_candidates(model, x, cfg.sample_steps, seeds)
-        originals, aa, bb = _to_uint8(x), _to_uint8(a), _to_uint8(b)
+        originals, aa, bb = _pixel_list(x), _pixel_list(a), _pixel_list(b)
         spread = (a - b).abs().flatten(1).mean(1).mul(127.5).tolist()   # how different the two samples are (0–255)
         batch = collector.submit_batch(
             Candidate(o, p, q, {"step": step, "refresh": refreshes, "rank": rank, "sample_gap": round(d, 3)})
@@ -352,9 +348,9 @@ def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, acceler
                 g["lr"] = _lr(step, cfg) * g["scale"]
             pairs = buffer.sample(cfg.batch_size)
             B = len(pairs)
-            x = _to_unit([p.original for p in pairs]).to(device)
-            xw = _to_unit([p.winner for p in pairs]).to(device)
-            xl = _to_unit([p.loser for p in pairs]).to(device)
+            x = to_tensor([p.original for p in pairs]).to(device)
+            xw = to_tensor([p.winner for p in pairs]).to(device)
+            xl = to_tensor([p.loser for p in pairs]).to(device)
             if cfg.dpo_times == "sampler":
                 grid = timesteps(cfg.sample_steps)[:-1]
                 t = grid[torch.randint(0, len(grid), (B,), generator=gen)].to(device).view(B, 1, 1, 1)

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from vlic.codec.checkpoint import Checkpoint
-from vlic.training.pretrain import PerceptualLoss, PretrainConfig, random_crops, to_tensors, training_loss
+from vlic.images import to_tensor
+from vlic.training.pretrain import PerceptualLoss, PretrainConfig, random_crops, training_loss
 from vlic.training.semantic import SemanticConsistency
 
 
@@ -50,7 +51,7 @@ def finetune(checkpoint: Checkpoint, images: list[np.ndarray], cfg: FinetuneConf
                               mean_weight=cfg.mean_weight, cfg_dropout=cfg.cfg_dropout)
     perceptual = PerceptualLoss(cfg.perceptual)
     sc = SemanticConsistency(cfg.sc_features, checkpoint.model) if cfg.sc_weight else None
-    data = to_tensors(images)
+    data = [to_tensor(im)[0] for im in images]
     curves, t0 = [], time.perf_counter()
     for step in range(cfg.steps):
         x = random_crops(data, model.config.tile, cfg.batch_size, gen)

@@ -39,6 +39,7 @@ from vlic.codec.autoencoder import CodecConfig, DiffusionCodec
 from vlic.codec.checkpoint import Checkpoint, build_prior
 from vlic.codec.prior import to_blocks
 from vlic.codec.quality import ms_ssim_torch
+from vlic.images import to_tensor
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,6 @@ class PretrainResult:
     prior_seconds: float = 0.0
     resumed_from: int = 0
     cpu_seconds: float = 0.0  # CPU time of the training process (both phases): the cost without competing programs
-
-
-def to_tensors(images: list[np.ndarray]) -> list[torch.Tensor]:
-    return [torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1).float() / 127.5 - 1 for im in images]
 
 
 def random_crops(images: list[torch.Tensor], size: int, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -180,7 +177,7 @@ def train_autoencoder(codec_cfg: CodecConfig, cfg: PretrainConfig, images: list[
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(cfg.seed)
     perceptual = PerceptualLoss(cfg.perceptual, device)
-    data = to_tensors(images)
+    data = [to_tensor(im)[0] for im in images]
     curves: list[dict] = []
     start, elapsed = 0, 0.0
     key = _state_key(codec_cfg, cfg)
@@ -253,7 +250,7 @@ def train_prior(model: DiffusionCodec, cfg: PretrainConfig, images: list[np.ndar
     prior = build_prior(codec_cfg).to(device)
     opt = torch.optim.AdamW(prior.parameters(), lr=cfg.prior_lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    data = to_tensors(images)
+    data = [to_tensor(im)[0] for im in images]
     curves = []
     t0 = time.perf_counter()
     crop = codec_cfg.prior_block * codec_cfg.downsample

@@ -26,23 +26,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from vlic.eval.decoder_comparison import HeldoutCodes
 from vlic.judges.factory import VLMSettings
 from vlic.judges.reward_variants import RewardVariant
 from vlic.judges.simulated import SimulationSettings
 from vlic.training.dpo_trainer import DPOConfig
-
-
-@dataclass(frozen=True)
-class EvalCodes:
-    """The pre-trained bitstream's codes of one holdout photo and where to cut the patches."""
-
-    photo: str
-    codes: np.ndarray                 # (1, C, h, w) token indices as the base codec decoded them
-    height: int
-    width: int
-    tile: int | None
-    overlap: int
-    boxes: tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True)
@@ -59,6 +47,7 @@ class AblationJob:
     sample_steps: int
 
     def key(self, fingerprint: str, n_images: int) -> str:
+        from vlic.judges import combination, simulated
         from vlic.training import dpo_trainer, reward
 
         h = hashlib.sha256(json.dumps({
@@ -67,8 +56,7 @@ class AblationJob:
             "eval_seeds": self.eval_seeds, "steps": self.sample_steps, "images": n_images,
             "vlm": {k: v for k, v in dataclasses.asdict(self.vlm).items() if k not in ("concurrency",)},
         }, sort_keys=True, default=str).encode())
-        for mod in (dpo_trainer, reward, __import__("vlic.judges.combination", fromlist=["x"]),
-                    __import__("vlic.judges.simulated", fromlist=["x"])):
+        for mod in (dpo_trainer, reward, combination, simulated):
             h.update(Path(mod.__file__).read_bytes())
         return f"{self.variant.token.replace(':', '_').replace('@', '-')}-s{self.train_seed}-{h.hexdigest()[:12]}"
 
@@ -84,7 +72,7 @@ def make_reward(variant: RewardVariant, cache, vlm: VLMSettings, sim: Simulation
                           weights=variant.weights or None, margin=variant.margin, name=variant.label)
 
 
-def run_job(job: AblationJob, images: Sequence[np.ndarray], evals: Sequence[EvalCodes], threads: int = 1) -> dict:
+def run_job(job: AblationJob, images: Sequence[np.ndarray], evals: Sequence[HeldoutCodes], threads: int = 1) -> dict:
     """Train, decode the evaluation patches; returns arrays and statistics (never raises: errors are recorded)."""
     import torch
 
@@ -94,7 +82,7 @@ def run_job(job: AblationJob, images: Sequence[np.ndarray], evals: Sequence[Eval
     try:
         from vlic.codec.checkpoint import load
         from vlic.codec.image_codec import ImageCodec
-        from vlic.eval.decoder_comparison import decode_codes
+        from vlic.eval.decoder_comparison import decode_patches
         from vlic.judges.cache import VerdictCache
         from vlic.training.dpo_trainer import post_trained_checkpoint, train_dpo
 
@@ -104,14 +92,7 @@ def run_job(job: AblationJob, images: Sequence[np.ndarray], evals: Sequence[Eval
         cfg = dataclasses.replace(job.cfg, seed=int(job.train_seed), judge_workers=0, threads=int(threads))
         res = train_dpo(base, list(images), reward, cfg, resume_dir=None, reward_name=reward.name, progress=False)
         train_s = time.perf_counter() - t0
-        patches, rows = [], []
-        for e in evals:
-            codes = torch.from_numpy(e.codes)
-            for seed in job.eval_seeds:
-                rec = decode_codes(res.model, codes, e.height, e.width, job.sample_steps, int(seed), e.tile, e.overlap)
-                for k, (y, x) in enumerate(e.boxes):
-                    patches.append(rec[y : y + job.patch, x : x + job.patch])
-                    rows.append((e.photo, k, int(seed)))
+        patches, rows, _ = decode_patches(res.model, list(evals), job.patch, tuple(job.eval_seeds), job.sample_steps)
         ck = post_trained_checkpoint(base, res, cfg)
         codec = ImageCodec(ck)
         bpp = {e.photo: None for e in evals}
@@ -160,7 +141,7 @@ def load_saved(path: Path) -> dict | None:
     return out
 
 
-def run_jobs(jobs: Sequence[AblationJob], images: Sequence[np.ndarray], evals: Sequence[EvalCodes],
+def run_jobs(jobs: Sequence[AblationJob], images: Sequence[np.ndarray], evals: Sequence[HeldoutCodes],
              photos: dict[str, np.ndarray], results_dir: str | Path, fingerprint: str, workers: int = 2,
              threads: int = 1, log: Callable[[str], None] = print) -> dict[tuple[str, int], dict]:
     """Run every job not already saved under ``results_dir``, ``workers`` processes at a time; return all results

@@ -83,7 +83,8 @@ def finetune_with_tags(checkpoint, images: list[np.ndarray], image_tags: list[li
     from dataclasses import asdict
 
     from vlic.codec.checkpoint import Checkpoint
-    from vlic.training.pretrain import PerceptualLoss, PretrainConfig, random_crops, to_tensors, training_loss
+    from vlic.images import to_tensor
+    from vlic.training.pretrain import PerceptualLoss, PretrainConfig, random_crops, training_loss
     from vlic.training.semantic import SemanticConsistency
 
     if len(images) != len(image_tags):
@@ -102,7 +103,7 @@ def finetune_with_tags(checkpoint, images: list[np.ndarray], image_tags: list[li
     perceptual = PerceptualLoss(cfg.perceptual)
     sc = SemanticConsistency(cfg.sc_features, checkpoint.model) if cfg.sc_weight else None
     # a 4th channel holding the photo's index rides along with each crop (random_crops crops and flips it too)
-    data = [torch.cat([x, torch.full_like(x[:1], k)]) for k, x in enumerate(to_tensors(images))]
+    data = [torch.cat([x, torch.full_like(x[:1], k)]) for k, x in enumerate(to_tensor(im)[0] for im in images)]
     curves, t0 = [], time.perf_counter()
     for step in range(cfg.steps):
         crops = random_crops(data, model.config.tile, cfg.batch_size, gen)
@@ -129,7 +130,7 @@ def decode(codec, data: bytes, table: TagEmbedding, steps: int = 1, seed: int = 
            name: str = "<bytes>") -> np.ndarray:
     """Decode a ``.vlic`` file with the tags it carries (none for an untagged file) and CFG over the tags, on the
     file's tile layout (the same Euler steps and noise as :func:`vlic.codec.sampling.sample`)."""
-    from vlic.codec.image_codec import to_pixels
+    from vlic.images import to_pixels
     from vlic.codec.sampling import noise_like, timesteps
     from vlic.codec.tiling import tiled
 
@@ -151,7 +152,7 @@ def decode(codec, data: bytes, table: TagEmbedding, steps: int = 1, seed: int = 
         v = tiled(lambda xt, ft, f0, mu: velocity(xt, t, ft, f0, mu), x, [f_tag, features, mean], c.tile, c.overlap,
                   [p, p, 1], align=p)
         x = x + (s - t) * v
-    return to_pixels(x.clamp(-1, 1)[:, :, : c.height, : c.width])
+    return to_pixels(x.clamp(-1, 1)[0, :, : c.height, : c.width])
 
 
 def tag_guided_reconstructions(name: str, rate_point: str, codec, table: TagEmbedding, images: dict[str, np.ndarray],

@@ -7,7 +7,7 @@ frame shows it): the key events are then captured before JupyterLab sees them (`
 to JupyterLab as usual; the buttons always work.
 
 The first pair appears, and its clock starts, only when the rater presses *Start*: the first answer's time does not
-include loading the notebook. Every answer goes straight to disk through :class:`vlic.humanstudy.HumanStudy`; the
+include loading the notebook. Every answer goes straight to disk through :class:`vlic.eval.human_study.HumanStudy`; the
 counter in the widget is the one to read (it follows every answer and undo).
 """
 
@@ -20,7 +20,7 @@ import ipywidgets as w
 import numpy as np
 from PIL import Image
 
-from vlic.humanstudy import HumanStudy
+from vlic.eval.human_study import HumanStudy
 
 LEFT_KEYS = {"1", "ArrowLeft", "a"}
 RIGHT_KEYS = {"2", "ArrowRight", "l"}

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from vlic.codec.bitstream import CodedFile
+
 FORMATS = {"jpeg": ("JPEG", 1, 95), "webp": ("WEBP", 0, 100), "avif": ("AVIF", 0, 100)}
 
 
 @dataclass(frozen=True)
-class BaselineResult:
+class BaselineResult(CodedFile):
     codec: str
     data: bytes
     width: int
@@ -27,14 +29,6 @@ class BaselineResult:
     quality: int
     target_bpp: float | None
     met_target: bool
-
-    @property
-    def bytes(self) -> int:
-        return len(self.data)
-
-    @property
-    def bpp(self) -> float:
-        return 8 * len(self.data) / (self.width * self.height)
 
 
 class BaselineCodec:

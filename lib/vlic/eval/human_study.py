@@ -199,7 +199,7 @@ def judge_human_agreement(study_dir: str | Path, judge_preference: dict[tuple[st
     ``judge_preference[(family, id)]`` < 0 means the judge prefers p0, > 0 p1, 0 a tie (½ credit), NaN a failure
     (excluded and counted).
     """
-    from vlic.data.twoafc import bootstrap_ci
+    from vlic.stats import mean_ci
 
     answers = read_answers(study_dir)
     nan = float("nan")
@@ -213,7 +213,7 @@ def judge_human_agreement(study_dir: str | Path, judge_preference: dict[tuple[st
             failed += 1
             continue
         credits.append(h if p > 0 else (1 - h) if p < 0 else 0.5)
-    mean, lo, hi = bootstrap_ci(credits, n_boot=n_boot, seed=seed) if credits else (nan, nan, nan)
+    mean, lo, hi = mean_ci(credits, n_boot=n_boot, seed=seed, drop_nan=True) if credits else (nan, nan, nan)
     return {"pairs": len(credits), "agreement": mean, "ci_low": lo, "ci_high": hi, "failed": failed}
 
 
