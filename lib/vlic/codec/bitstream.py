@@ -19,6 +19,17 @@ Layout (big-endian), 32-byte header + payload + 4-byte CRC-32::
         32    … payload
       end-4   4 CRC-32 of everything before it
 
+**Tags (format version 3).** A file may carry image-level tags (Diff-ICMH's tag guidance: class indices of a
+tagger, e.g. EfficientNet-Lite0's ImageNet classes, :mod:`vlic.perception.tags`), coded losslessly at a fixed
+:data:`TAG_BITS` = ⌈log₂ 1000⌉ = 10 bits per tag after a one-byte count, between the header and the payload::
+
+        32    1 tag count n (0 … MAX_TAGS)
+        33    ⌈10·n / 8⌉ the tags, 10 bits each, most significant bit first, zero-padded to a whole byte
+         …    payload, CRC-32 (as in version 2; the CRC covers the tags too)
+
+A file without tags is written as version 2 (byte for byte as before tags existed), a file with a tag list — even an
+empty one — as version 3; both versions are read. The tags are part of the file's bytes, so of its bpp.
+
 :func:`parse` never trusts the input: every failure is a :class:`ContainerError` whose one-line message names the
 file and what was expected (the CLI turns it into exit code 2). Fields that depend on the model (layout, tile) are
 checked against it by :meth:`vlic.codec.image_codec.ImageCodec.check`.
@@ -42,7 +53,12 @@ from dataclasses import dataclass
 import numpy as np
 
 MAGIC = b"VLIC"
-VERSION = 2
+VERSION = 2          # the untagged format (what every codec writes without tags)
+VERSION_TAGS = 3     # version 2 + a tag block after the header
+READS = (VERSION, VERSION_TAGS)
+TAG_CLASSES = 1000   # the tag vocabulary: ImageNet-1k class indices
+TAG_BITS = 10        # ⌈log2 1000⌉ bits per tag
+MAX_TAGS = 16
 _HEADER = struct.Struct(">4sB8sHHBBBHHII")
 _CONTENT = struct.Struct(">8sHHBBBHH")  # the fields the content CRC covers (fingerprint … overlap)
 HEADER_BYTES = _HEADER.size  # 32
@@ -51,6 +67,40 @@ OVERHEAD_BYTES = HEADER_BYTES + TRAILER_BYTES
 MODES = ("RGB", "L", "RGBA", "LA", "I;16", "P", "CMYK", "other")
 MAX_PAYLOAD = 1 << 30
 PROB_BITS = 14  # probabilities are coded as integer counts out of 2**14 (see quantize_probs)
+
+
+def tag_block_bytes(n: int) -> int:
+    """Bytes of the tag block for ``n`` tags (count byte + 10-bit tags padded to a byte)."""
+    return 1 + (TAG_BITS * n + 7) // 8
+
+
+def pack_tags(tags) -> bytes:
+    """The tag block: count byte, then each tag in :data:`TAG_BITS` bits, MSB first, zero-padded."""
+    tags = [int(t) for t in tags]
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"{len(tags)} tags; a .vlic file holds at most {MAX_TAGS}")
+    if any(not 0 <= t < TAG_CLASSES for t in tags):
+        raise ValueError(f"tags {tags} outside the {TAG_CLASSES} classes 0…{TAG_CLASSES - 1}")
+    acc = 0
+    for t in tags:
+        acc = (acc << TAG_BITS) | t
+    nbytes = tag_block_bytes(len(tags)) - 1
+    acc <<= 8 * nbytes - TAG_BITS * len(tags)
+    return bytes([len(tags)]) + acc.to_bytes(nbytes, "big")
+
+
+def unpack_tags(block: bytes) -> tuple[int, ...]:
+    """Inverse of :func:`pack_tags` (the block must be exactly its length; padding bits must be zero)."""
+    n = block[0]
+    nbytes = tag_block_bytes(n) - 1
+    if len(block) != nbytes + 1:
+        raise ValueError(f"tag block of {len(block)} bytes for {n} tags (expected {nbytes + 1})")
+    acc = int.from_bytes(block[1:], "big")
+    pad = 8 * nbytes - TAG_BITS * n
+    if acc & ((1 << pad) - 1):
+        raise ValueError("tag block padding bits are not zero")
+    acc >>= pad
+    return tuple((acc >> (TAG_BITS * (n - 1 - k))) & ((1 << TAG_BITS) - 1) for k in range(n))
 
 
 class ContainerError(ValueError):
@@ -79,8 +129,15 @@ class Container:
     payload: bytes
     tokens_crc: int = 0
     version: int = VERSION
+    tags: tuple[int, ...] | None = None   # None: an untagged (version 2) file
 
     def __post_init__(self) -> None:
+        if self.tags is not None:
+            pack_tags(self.tags)   # validates count and range
+            object.__setattr__(self, "tags", tuple(int(t) for t in self.tags))
+            object.__setattr__(self, "version", VERSION_TAGS)
+        elif self.version == VERSION_TAGS:
+            object.__setattr__(self, "tags", ())
         if len(self.fingerprint) != 8:
             raise ValueError(f"fingerprint must be 8 bytes, got {len(self.fingerprint)}")
         if not (1 <= self.width <= 65535 and 1 <= self.height <= 65535):
@@ -97,11 +154,21 @@ class Container:
         return content_crc(self.fingerprint, self.width, self.height, self.mode, self.downsample, self.prior_block,
                            self.tile, self.overlap, tokens)
 
+    @property
+    def tag_bytes(self) -> int:
+        """Bytes of the tag block (0 in an untagged file)."""
+        return 0 if self.tags is None else tag_block_bytes(len(self.tags))
+
+    @property
+    def tag_bits(self) -> int:
+        """Bits the tags cost as coded: 8 (count) + 10 per tag; :attr:`tag_bytes` adds the byte padding."""
+        return 0 if self.tags is None else 8 + TAG_BITS * len(self.tags)
+
     def to_bytes(self) -> bytes:
         mode = MODES.index(self.mode) if self.mode in MODES else MODES.index("other")
         head = _HEADER.pack(MAGIC, self.version, self.fingerprint, self.width, self.height, mode, self.downsample,
                             self.prior_block, self.tile, self.overlap, self.tokens_crc, len(self.payload))
-        body = head + self.payload
+        body = head + (b"" if self.tags is None else pack_tags(self.tags)) + self.payload
         return body + struct.pack(">I", zlib.crc32(body))
 
     def words(self) -> np.ndarray:
@@ -115,13 +182,16 @@ def parse(data: bytes, name: str = "<bytes>") -> Container:
         raise ContainerError(f"{where} is empty (0 bytes), expected a .vlic file")
     if data[:4] != MAGIC[: len(data[:4])]:
         raise ContainerError(f"{where} is not a .vlic file (starts with {data[:4]!r}, expected {MAGIC!r})")
-    if len(data) >= 5 and data[4] != VERSION:
-        raise ContainerError(f"{where} has format version {data[4]}; this vlic reads version {VERSION}"
+    if len(data) >= 5 and data[4] not in READS:
+        raise ContainerError(f"{where} has format version {data[4]}; this vlic reads versions "
+                             f"{', '.join(map(str, READS))}"
                              + (" (re-compress the image with this vlic)" if data[4] < VERSION else ""))
-    if len(data) < OVERHEAD_BYTES:
+    if len(data) < OVERHEAD_BYTES + (data[4] == VERSION_TAGS if len(data) >= 5 else 0):
         raise ContainerError(f"{where} is truncated: {len(data)} bytes, shorter than the {OVERHEAD_BYTES}-byte header")
     magic, version, fp, width, height, mode, down, block, tile, overlap, tcrc, n = _HEADER.unpack_from(data)
-    expected = HEADER_BYTES + n + TRAILER_BYTES
+    n_tags = data[HEADER_BYTES] if version == VERSION_TAGS else None
+    tag_len = 0 if n_tags is None else tag_block_bytes(n_tags)
+    expected = HEADER_BYTES + tag_len + n + TRAILER_BYTES
     if len(data) < expected:
         raise ContainerError(f"{where} is truncated: header says {expected} bytes, found {len(data)}")
     if len(data) > expected:
@@ -138,14 +208,25 @@ def parse(data: bytes, name: str = "<bytes>") -> Container:
         problems.append(f"downsample {down}")
     if block < 1 or tile < 1 or overlap >= tile:
         problems.append(f"layout block={block} tile={tile} overlap={overlap}")
+    if n_tags is not None and n_tags > MAX_TAGS:
+        problems.append(f"{n_tags} tags (at most {MAX_TAGS})")
     if n == 0:
         problems.append("empty payload (every image codes at least one token)")
     elif n % 4 or n > MAX_PAYLOAD:
         problems.append(f"payload length {n}")
+    tags = None
+    if n_tags is not None and not problems:
+        try:
+            tags = unpack_tags(bytes(data[HEADER_BYTES : HEADER_BYTES + tag_len]))
+            if any(t >= TAG_CLASSES for t in tags):
+                problems.append(f"tags {[t for t in tags if t >= TAG_CLASSES]} beyond the {TAG_CLASSES} classes")
+        except ValueError as e:
+            problems.append(str(e))
     if problems:
         raise ContainerError(f"{where} has an invalid header ({', '.join(problems)})")
+    start = HEADER_BYTES + tag_len
     return Container(fp, width, height, MODES[mode], down, block, tile, overlap,
-                     bytes(data[HEADER_BYTES : HEADER_BYTES + n]), tcrc, version)
+                     bytes(data[start : start + n]), tcrc, version, tags)
 
 
 # --- range coding -------------------------------------------------------------------------------------------------

@@ -82,6 +82,24 @@ def _max_pixels(args) -> int | None:
     return args.max_pixels or None
 
 
+def _tags(args, pixels, UserError) -> list[int] | None:
+    """``--tags``: absent → untagged file; ``auto`` → EfficientNet-Lite0's classes above ``--tag-threshold`` (at
+    most ``--max-tags``); ``none`` → a tagged file with no tag; else comma-separated ImageNet class indices."""
+    spec = getattr(args, "tags", None)
+    if spec is None:
+        return None
+    if spec == "auto":   # the tagger sits in a higher layer (vlic.perception, wired in by vlic.cli)
+        if getattr(args, "tagger", None) is None:
+            raise UserError("--tags auto: no tagger is wired into this command line (use `vlic compress`)")
+        return args.tagger(pixels, args.tag_threshold, args.max_tags)
+    if spec in ("none", ""):
+        return []
+    try:
+        return [int(t) for t in spec.split(",")]
+    except ValueError:
+        raise UserError(f"--tags '{spec}': expected 'auto', 'none' or comma-separated class indices") from None
+
+
 def _compress(args) -> int:
     from vlic.images import ImageReadError, load_rgb
 
@@ -93,9 +111,15 @@ def _compress(args) -> int:
     except ImageReadError as e:
         raise UserError(str(e)) from None
     codec = _load_codec(_model_path(args))
+    tags = _tags(args, loaded.pixels, UserError)
+    extra = {} if tags is None else {"tags": tags}
     try:
         result = codec.compress(loaded.pixels, mode=loaded.source_mode, tile=args.tile, overlap=args.overlap,
-                                max_pixels=limit)
+                                max_pixels=limit, **extra)
+    except TypeError as e:
+        if tags is not None and "tags" in str(e):
+            raise UserError(f"'{args.input}': this model's codec does not code tags (--tags)") from None
+        raise
     except ValueError as e:
         raise UserError(f"'{args.input}': {e}") from None
     _write(out, result.data)
@@ -165,6 +189,10 @@ def _info(args) -> int:
             "height": c.height, "source_mode": c.mode, "downsample": c.downsample, "prior_block": c.prior_block,
             "tile": c.tile, "overlap": c.overlap, "bytes": len(data), "payload_bytes": len(c.payload),
             "header_bytes": OVERHEAD_BYTES, "bpp": round(8 * len(data) / (c.width * c.height), 6)}
+    if c.tags is not None:
+        namer = getattr(args, "tag_namer", None)
+        info |= {"tags": list(c.tags), **({"tag_names": namer(c.tags)} if namer else {}), "tag_bits": c.tag_bits,
+                 "tag_bytes": c.tag_bytes, "tag_bpp": round(8 * c.tag_bytes / (c.width * c.height), 6)}
     if args.json:
         print_json(info)
     else:
@@ -173,7 +201,9 @@ def _info(args) -> int:
     return 0
 
 
-def register(sub) -> None:
+def register(sub, tagger=None, tag_namer=None) -> None:
+    """``tagger(pixels, threshold, most) → class indices`` serves ``--tags auto`` and ``tag_namer(indices) → names``
+    lets ``info`` name a file's tags; both come from a higher layer (:mod:`vlic.perception.tags` via ``vlic.cli``)."""
     """Add ``compress``, ``decompress`` and ``info`` to the ``vlic`` parser's subcommands."""
     p = sub.add_parser("compress", help="compress an image to a .vlic file")
     p.add_argument("input", metavar="IN.png")
@@ -183,9 +213,15 @@ def register(sub) -> None:
     p.add_argument("--tile", type=int, default=None, help="decoder tile in pixels recorded in the file (default: the model's)")
     p.add_argument("--overlap", type=int, default=8, help="MultiDiffusion overlap margin in pixels (default: 8)")
     p.add_argument("--json", action="store_true", help="print one JSON line (bytes, bpp, ideal_bits, seconds, …)")
+    p.add_argument("--tags", default=None, metavar="auto|none|I,J,…",
+                   help="code image-level tags in the file (format version 3): 'auto' = EfficientNet-Lite0's "
+                        "ImageNet classes above --tag-threshold, 'none' = an empty tag list, or class indices "
+                        "(default: no tags, format version 2)")
+    p.add_argument("--tag-threshold", type=float, default=0.1, metavar="P", help="--tags auto: class probability above which a class is a tag (default: 0.1)")
+    p.add_argument("--max-tags", type=int, default=5, metavar="K", help="--tags auto: at most K tags (default: 5)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help=f"refuse images with more pixels (default: {DEFAULT_MAX_PIXELS:,}, Pillow's; 0 = no limit)")
-    p.set_defaults(func=_compress)
+    p.set_defaults(func=_compress, tagger=tagger)
 
     p = sub.add_parser("decompress", help="decode a .vlic file to PNG (same seed, same output)")
     p.add_argument("input", metavar="IN.vlic")
@@ -203,4 +239,4 @@ def register(sub) -> None:
     p = sub.add_parser("info", help="print a .vlic file's header")
     p.add_argument("input", metavar="IN.vlic")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_info)
+    p.set_defaults(func=_info, tag_namer=tag_namer)

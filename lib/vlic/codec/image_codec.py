@@ -103,16 +103,22 @@ class Compressed(bitstream.CodedFile):
     ideal_bits: float  # the prior's cross-entropy of the coded tokens, −Σ log2 p
     seconds: float
     n_tokens: int
+    tags: tuple[int, ...] | None = None   # tags coded in the file (None: an untagged file)
+
+    @property
+    def tag_bytes(self) -> int:
+        return 0 if self.tags is None else bitstream.tag_block_bytes(len(self.tags))
 
     @property
     def payload_bits(self) -> int:
-        return 8 * (len(self.data) - bitstream.OVERHEAD_BYTES)
+        return 8 * (len(self.data) - bitstream.OVERHEAD_BYTES - self.tag_bytes)
 
     def stats(self) -> dict:
         return {"bytes": self.bytes, "bpp": round(self.bpp, 6), "ideal_bits": round(self.ideal_bits, 2),
                 "payload_bits": self.payload_bits, "header_bytes": bitstream.OVERHEAD_BYTES,
                 "bits_over_ideal": round(self.payload_bits / max(self.ideal_bits, 1e-9), 5),
-                "seconds": round(self.seconds, 3), "width": self.width, "height": self.height, "tokens": self.n_tokens}
+                "seconds": round(self.seconds, 3), "width": self.width, "height": self.height, "tokens": self.n_tokens,
+                **({} if self.tags is None else {"tags": list(self.tags), "tag_bytes": self.tag_bytes})}
 
 
 def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -138,8 +144,12 @@ class ImageCodec:
 
     @torch.no_grad()
     def compress(self, pixels: np.ndarray, mode: str = "RGB", tile: int | None = None, overlap: int = 8,
-                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Compressed:
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS, tags=None) -> Compressed:
+        """``tags``: None for an untagged file, else ImageNet class indices coded in the file (format version 3;
+        :mod:`vlic.perception.tags` computes them)."""
         t0 = time.perf_counter()
+        if tags is not None:
+            bitstream.pack_tags(tags)   # refuse bad tags before the encode
         cfg = self.config
         if not isinstance(pixels, np.ndarray) or pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {getattr(pixels, 'shape', '?')} "
@@ -165,8 +175,8 @@ class ImageCodec:
         crc = bitstream.content_crc(self.fingerprint, W, H, mode, cfg.downsample, cfg.prior_block, tile, overlap,
                                     codes.numpy())
         c = Container(self.fingerprint, W, H, mode, cfg.downsample, cfg.prior_block, tile, overlap,
-                      bitstream.words_to_bytes(coder.words()), crc)
-        return Compressed(c.to_bytes(), W, H, coder.ideal_bits, time.perf_counter() - t0, int(codes.numel()))
+                      bitstream.words_to_bytes(coder.words()), crc, tags=None if tags is None else tuple(tags))
+        return Compressed(c.to_bytes(), W, H, coder.ideal_bits, time.perf_counter() - t0, int(codes.numel()), c.tags)
 
     def check(self, c: Container, name: str = "<bytes>", max_pixels: int | None = DEFAULT_MAX_PIXELS,
               tile: int | None | str = "file") -> None:

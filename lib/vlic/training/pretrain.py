@@ -131,7 +131,9 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
 
 
 def training_loss(model: DiffusionCodec, x: torch.Tensor, cfg: PretrainConfig, perceptual: PerceptualLoss,
-                  gen: torch.Generator) -> tuple[torch.Tensor, dict]:
+                  gen: torch.Generator, sc=None, sc_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+    """The phase-1 loss of a batch ``x``; with ``sc`` (a :class:`vlic.training.semantic.SemanticConsistency`) and
+    ``sc_weight`` > 0 also Diff-ICMH's semantic-consistency term ``sc_weight · sc(x̂₀, x)``."""
     B = x.shape[0]
     q, _ = model.quantize(x)
     features, mean = model.condition(q)
@@ -146,8 +148,13 @@ def training_loss(model: DiffusionCodec, x: torch.Tensor, cfg: PretrainConfig, p
     perc = perceptual(x0, x)
     mean_mse = F.mse_loss(mean, x)
     loss = flow + cfg.perceptual_weight * perc + cfg.mean_weight * mean_mse
+    extra = {}
+    if sc is not None and sc_weight:
+        sc_loss = sc(x0, x)
+        loss = loss + sc_weight * sc_loss
+        extra["sc_loss"] = sc_loss.detach()
     # detached tensors, not floats: reading a value (.item()) waits for the GPU, so the loop does it only when it logs
-    parts = {"flow_loss": flow.detach(), "perceptual_loss": perc.detach(), "mean_mse": mean_mse.detach(),
+    parts = {"flow_loss": flow.detach(), "perceptual_loss": perc.detach(), "mean_mse": mean_mse.detach(), **extra,
              "loss": loss.detach()}
     return loss, parts
 

@@ -1,0 +1,60 @@
+"""Chapter 06's figures (seaborn): each task's score against bits per pixel, and what OCR read on decoded text."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from vlic.machine.suite import describe
+
+
+def accuracy_vs_bpp(table: pd.DataFrame, metrics: list[str], originals: pd.DataFrame | None = None):
+    """One panel per metric: mean over images (error bars: bootstrap interval over images) against the mean bpp of
+    the same images, one line per codec across its rate points; hollow markers = a classical codec that missed its
+    target rate; a dotted line = the original's score (the ceiling)."""
+    metrics = [m for m in metrics if m in set(table.metric)]
+    ncols = min(4, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.8 * ncols, 3.3 * nrows), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    codecs = list(dict.fromkeys(table.sort_values("family").codec))
+    base = [c for k, c in enumerate(sns.color_palette("tab10", 10)) if k != 3]
+    palette = dict(zip(codecs, base * 2)) | {c: col for c, col in (("vlic", "black"), ("vlic-dpo", "crimson"))}
+    for ax, m in zip(axes.flat, metrics):
+        t = table[table.metric == m].sort_values("bpp")
+        for codec, g in t.groupby("codec", sort=False):
+            col = palette.get(codec, "grey")
+            ax.plot(g.bpp, g.value, "--" if codec.endswith("-ds") else "-", color=col, lw=1.4, label=codec)
+            err = [(g.value - g.ci_low).fillna(0).clip(lower=0), (g.ci_high - g.value).fillna(0).clip(lower=0)]
+            ax.errorbar(g.bpp, g.value, yerr=err, fmt="none", ecolor=col, alpha=0.45)
+            for matched, face in ((True, col), (False, "white")):
+                sel = g[g.matched == matched]
+                ax.scatter(sel.bpp, sel.value, s=30, facecolors=face, edgecolors=col, zorder=3)
+        if originals is not None and m in originals and originals[m].notna().any():
+            ax.axhline(float(originals[m].mean()), ls=":", c="grey", lw=1)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(plt.FixedLocator([0.03, 0.05, 0.1, 0.2, 0.5, 1.0]))
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        ax.set_xlabel("bits per pixel (file bytes)")
+        _, higher, label = describe(m)
+        ax.set_title(f"{label} {'↑' if higher else '↓'}", fontsize=10)
+    axes.flat[len(metrics) - 1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def ocr_examples(original: np.ndarray, decoded: dict[str, np.ndarray], read: dict[str, str], truth: str,
+                 ncols: int = 3):
+    """The text image as each codec decoded it, titled with what OCR read (the first panel: the original and the
+    true strings). Characters outside Latin-1 (the reader's alphabet is larger than the figure font's) show as ?."""
+    from vlic import viz
+
+    def safe(text: str) -> str:
+        return str(text).encode("latin-1", "replace").decode("latin-1")
+
+    titles = [f"original: {truth}"] + [safe(f"{c}: {read.get(c, '')}") for c in decoded]
+    return viz.image_grid([original, *decoded.values()], titles, ncols=ncols, size=3.3)
