@@ -243,3 +243,11 @@ def test_readme_agrees_with_committed_results(tmp_path):
         candidates[-1].write_text(json.dumps(committed))
     assert any(render_readme(c, REPO / "README.md", check=True) for c in candidates), \
         "README.md disagrees with results/eval.json (working tree and committed): run `vlic eval render-readme`"
+
+
+def test_learned_codecs_say_which_checkpoint_is_missing(tmp_path):
+    from vlic.eval.benchmark import learned_codecs
+
+    learned, missing, dpo_rate = learned_codecs(tmp_path, ["low"], "codec_dpo.safetensors")
+    assert learned == {} and dpo_rate is None
+    assert "dvc repro pretrain" in missing["vlic@low"] and "dvc repro dpo" in missing["vlic-dpo"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -203,3 +204,31 @@ def compressai_reconstructions(model: str, qualities: tuple[int, ...], photos: d
                      "matched": True, "quality": q, "scale": 1.0, "decode_seconds": np.nan},
                     to_pixels(rec[0], "unit"))
     return out
+
+
+def learned_codecs(models_dir: str | Path, rate_points: Sequence[str], dpo_model: str | None = None
+                   ) -> tuple[dict[str, tuple[str, str, object]], dict[str, str], str | None]:
+    """The study's learned codecs as :func:`learned_reconstructions` takes them: ``vlic`` at every rate point whose
+    checkpoint ``models/codec_<rate>.safetensors`` exists and, with ``dpo_model``, the post-trained ``vlic-dpo`` at its
+    own rate point. Returns (codecs by key, what is missing and why, the DPO codec's rate point or None)."""
+    from vlic.codec.checkpoint import load
+    from vlic.codec.image_codec import ImageCodec
+
+    models = Path(models_dir)
+    learned, missing = {}, {}
+    for rp in rate_points:
+        path = models / f"codec_{rp}.safetensors"
+        if path.is_file():
+            learned[f"vlic@{rp}"] = ("vlic", rp, ImageCodec(load(path)))
+        else:
+            missing[f"vlic@{rp}"] = f"{path} does not exist (run `dvc repro pretrain`)"
+    dpo_rate = None
+    if dpo_model:
+        path = models / dpo_model
+        if path.is_file():
+            ck = load(path)
+            dpo_rate = ck.rate
+            learned["vlic-dpo"] = ("vlic-dpo", dpo_rate, ImageCodec(ck))
+        else:
+            missing["vlic-dpo"] = f"{path} does not exist (run `dvc repro dpo`)"
+    return learned, missing, dpo_rate

@@ -26,8 +26,8 @@ def availability() -> str | None:
 
 
 def probabilities(images: Sequence[np.ndarray], size: int = INPUT_SIZE) -> np.ndarray:
-    """ImageNet-1k class probabilities (N, 1000) of uint8 RGB images (:func:`vlic.perception.tags.probabilities`)."""
-    from vlic.perception.tags import probabilities as class_probabilities
+    """ImageNet-1k class probabilities (N, 1000) of uint8 RGB images (:func:`vlic.perception.effnet.probabilities`)."""
+    from vlic.perception.effnet import probabilities as class_probabilities
 
     return class_probabilities(images, size)
 

@@ -139,15 +139,24 @@ def class_names() -> list[str]:
     return list(EfficientNet_B0_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def classify(pixels: np.ndarray, top: int = 5, size: int = 224) -> list[tuple[str, float]]:
-    """Top-``top`` ImageNet classes of a uint8 RGB photo, resized (bicubic) to ``size``² — the network's own task."""
-    x = to_tensor(pixels, "unit")
-    x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+def probabilities(images, size: int = 224) -> np.ndarray:
+    """ImageNet-1k class probabilities (N, 1000), float64, of uint8 RGB images of any sizes, each resized (bicubic,
+    antialiased) to ``size``² — the network's own task (classification, tags, chapter 06's agreement)."""
+    model = load()
+    out = []
     with torch.inference_mode():
-        p = load()(x).softmax(-1)[0]
-    v, i = p.topk(top)
+        for px in images:
+            x = F.interpolate(to_tensor(px, "unit"), size=(size, size), mode="bicubic", align_corners=False,
+                              antialias=True).clamp(0, 1)
+            out.append(model(x).double().softmax(-1)[0].numpy())
+    return np.stack(out) if out else np.zeros((0, 1000))
+
+
+def classify(pixels: np.ndarray, top: int = 5, size: int = 224) -> list[tuple[str, float]]:
+    """Top-``top`` ImageNet classes of a uint8 RGB photo with their probabilities."""
+    p = probabilities([pixels], size)[0]
     names = class_names()
-    return [(names[int(j)], float(q)) for q, j in zip(v, i)]
+    return [(names[int(j)], float(p[j])) for j in np.argsort(-p, kind="stable")[:top]]
 
 
 def deep_distance(model: EffNetLite0, x: torch.Tensor, y: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:

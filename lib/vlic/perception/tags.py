@@ -10,27 +10,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 INPUT_SIZE = 224
 DEFAULT_THRESHOLD = 0.1
 DEFAULT_MOST = 5
-
-
-def probabilities(images: Sequence[np.ndarray], size: int = INPUT_SIZE) -> np.ndarray:
-    """ImageNet-1k class probabilities (N, 1000) of uint8 RGB images of any sizes, each resized (bicubic,
-    antialiased) to ``size``² as :func:`vlic.perception.effnet.classify` does."""
-    from vlic.perception import effnet
-
-    model = effnet.load()
-    out = []
-    with torch.inference_mode():
-        for px in images:
-            x = torch.from_numpy(np.array(px, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
-            x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
-            out.append(model(x).double().softmax(-1)[0].numpy())
-    return np.stack(out) if out else np.zeros((0, 1000))
 
 
 def select(p: np.ndarray, threshold: float = DEFAULT_THRESHOLD, most: int = DEFAULT_MOST) -> list[int]:
@@ -43,6 +26,8 @@ def select(p: np.ndarray, threshold: float = DEFAULT_THRESHOLD, most: int = DEFA
 
 def image_tags(pixels: np.ndarray, threshold: float = DEFAULT_THRESHOLD, most: int = DEFAULT_MOST) -> list[int]:
     """The tags of one uint8 RGB image."""
+    from vlic.perception.effnet import probabilities
+
     return select(probabilities([pixels])[0], threshold, most)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -38,24 +39,34 @@ class FinetuneConfig:
     seed: int = 0
 
 
-def finetune(checkpoint: Checkpoint, images: list[np.ndarray], cfg: FinetuneConfig, name: str = "") -> tuple[Checkpoint, list[dict]]:
-    """A new checkpoint whose decoder is fine-tuned from ``checkpoint`` (which stays untouched), and its curve rows."""
-    torch.manual_seed(cfg.seed)
+def decoder_copy(checkpoint: Checkpoint, seed: int):
+    """A trainable copy of ``checkpoint``'s model with the encoder and quantiser frozen (the tokens cannot change);
+    torch's global RNG seeded first, so what is created next (e.g. a tag table) is seeded too."""
+    torch.manual_seed(seed)
     model = copy.deepcopy(checkpoint.model).train().requires_grad_(True)   # a loaded EMA may come frozen
     model.encoder.requires_grad_(False).eval()
     model.fsq.requires_grad_(False)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    return model
+
+
+def train_decoder(net: torch.nn.Module, reference, data: list[torch.Tensor], tile: int, cfg: FinetuneConfig,
+                  name: str = "", prepare: Callable | None = None) -> list[dict]:
+    """The fine-tuning loop: AdamW on ``net``'s trainable parameters, ``cfg.steps`` steps of random ``tile``-px crops of
+    ``data`` with the pre-training loss (+ SC against the frozen ``reference`` model when ``cfg.sc_weight``).
+    ``prepare(crops, gen)`` may turn the crops into the batch (and set per-batch conditioning). Returns curve rows."""
+    trainable = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(cfg.seed)
     loss_cfg = PretrainConfig(perceptual=cfg.perceptual, perceptual_weight=cfg.perceptual_weight,
                               mean_weight=cfg.mean_weight, cfg_dropout=cfg.cfg_dropout)
     perceptual = PerceptualLoss(cfg.perceptual)
-    sc = SemanticConsistency(cfg.sc_features, checkpoint.model) if cfg.sc_weight else None
-    data = [to_tensor(im)[0] for im in images]
+    sc = SemanticConsistency(cfg.sc_features, reference) if cfg.sc_weight else None
     curves, t0 = [], time.perf_counter()
     for step in range(cfg.steps):
-        x = random_crops(data, model.config.tile, cfg.batch_size, gen)
-        loss, parts = training_loss(model, x, loss_cfg, perceptual, gen, sc=sc, sc_weight=cfg.sc_weight)
+        x = random_crops(data, tile, cfg.batch_size, gen)
+        if prepare is not None:
+            x = prepare(x, gen)
+        loss, parts = training_loss(net, x, loss_cfg, perceptual, gen, sc=sc, sc_weight=cfg.sc_weight)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"fine-tuning loss became {loss.item()} at step {step}: lower the learning rate")
         opt.zero_grad(set_to_none=True)
@@ -64,6 +75,13 @@ def finetune(checkpoint: Checkpoint, images: list[np.ndarray], cfg: FinetuneConf
         opt.step()
         curves.append({"variant": name, "step": step, **{k: round(v.item(), 6) for k, v in parts.items()},
                        "seconds": round(time.perf_counter() - t0, 2)})
+    return curves
+
+
+def finetune(checkpoint: Checkpoint, images: list[np.ndarray], cfg: FinetuneConfig, name: str = "") -> tuple[Checkpoint, list[dict]]:
+    """A new checkpoint whose decoder is fine-tuned from ``checkpoint`` (which stays untouched), and its curve rows."""
+    model = decoder_copy(checkpoint, cfg.seed)
+    curves = train_decoder(model, checkpoint.model, [to_tensor(im)[0] for im in images], model.config.tile, cfg, name)
     model.eval()
     training = dict(checkpoint.training, finetune=asdict(cfg) | {"from": checkpoint.fingerprint, "variant": name})
     return Checkpoint(model, copy.deepcopy(checkpoint.prior), checkpoint.rate, training), curves

@@ -79,53 +79,33 @@ def finetune_with_tags(checkpoint, images: list[np.ndarray], image_tags: list[li
     """Fine-tune ``checkpoint``'s decoder (as :func:`vlic.training.finetune.finetune`, SC loss included when
     ``cfg.sc_weight`` > 0) together with a :class:`TagEmbedding`. Returns (checkpoint, table, curve rows)."""
     import copy
-    import time
     from dataclasses import asdict
 
     from vlic.codec.checkpoint import Checkpoint
     from vlic.images import to_tensor
-    from vlic.training.pretrain import PerceptualLoss, PretrainConfig, random_crops, training_loss
-    from vlic.training.semantic import SemanticConsistency
+    from vlic.training.finetune import decoder_copy, train_decoder
 
     if len(images) != len(image_tags):
         raise ValueError(f"{len(images)} images but {len(image_tags)} tag lists")
-    torch.manual_seed(cfg.seed)
-    model = copy.deepcopy(checkpoint.model).train().requires_grad_(True)
-    model.encoder.requires_grad_(False).eval()
-    model.fsq.requires_grad_(False)
+    model = decoder_copy(checkpoint, cfg.seed)
     table = TagEmbedding(model.config.cond_channels)
     tagged = _Tagged(model, table)
-    trainable = [p for p in tagged.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    loss_cfg = PretrainConfig(perceptual=cfg.perceptual, perceptual_weight=cfg.perceptual_weight,
-                              mean_weight=cfg.mean_weight, cfg_dropout=cfg.cfg_dropout)
-    perceptual = PerceptualLoss(cfg.perceptual)
-    sc = SemanticConsistency(cfg.sc_features, checkpoint.model) if cfg.sc_weight else None
     # a 4th channel holding the photo's index rides along with each crop (random_crops crops and flips it too)
     data = [torch.cat([x, torch.full_like(x[:1], k)]) for k, x in enumerate(to_tensor(im)[0] for im in images)]
-    curves, t0 = [], time.perf_counter()
-    for step in range(cfg.steps):
-        crops = random_crops(data, model.config.tile, cfg.batch_size, gen)
+
+    def with_tags(crops: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         x, which = crops[:, :3].contiguous(), crops[:, 3, 0, 0].round().long().tolist()
         keep = (torch.rand(len(which), generator=gen) >= tag_dropout).tolist()
         tagged.current = table([image_tags[k] if kp else [] for k, kp in zip(which, keep)])
-        loss, parts = training_loss(tagged, x, loss_cfg, perceptual, gen, sc=sc, sc_weight=cfg.sc_weight)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"fine-tuning loss became {loss.item()} at step {step}: lower the learning rate")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        opt.step()
-        curves.append({"variant": name, "step": step, **{k: round(v.item(), 6) for k, v in parts.items()},
-                       "seconds": round(time.perf_counter() - t0, 2)})
+        return x
+
+    curves = train_decoder(tagged, checkpoint.model, data, model.config.tile, cfg, name, prepare=with_tags)
     model.eval(), table.eval()
     training = dict(checkpoint.training, finetune=asdict(cfg) | {"from": checkpoint.fingerprint, "variant": name,
                                                                   "tag_dropout": tag_dropout})
     return Checkpoint(model, copy.deepcopy(checkpoint.prior), checkpoint.rate, training), table, curves
 
 
-@torch.no_grad()
 def decode(codec, data: bytes, table: TagEmbedding, steps: int = 1, seed: int = 0, cfg_scale: float = 1.0,
            name: str = "<bytes>") -> np.ndarray:
     """Decode a ``.vlic`` file with the tags it carries (none for an untagged file) and CFG over the tags, on the
