@@ -85,3 +85,4 @@ def test_compare_skips_timings_and_finds_changed_numbers():
     # how many model calls a run made depends on the verdict cache, not on the study
     assert reproduce.compare({"j": {"model_calls_this_run": 0, "model_s_per_pair": 0.1, "score": 0.9}},
                              {"j": {"model_calls_this_run": 576, "model_s_per_pair": 0.2, "score": 0.9}}).identical
+    assert reproduce.compare({"buffer": {"judge_calls": 0, "judged": 256}}, {"buffer": {"judge_calls": 512, "judged": 256}}).identical

@@ -18,7 +18,7 @@ from pathlib import Path
 # keys (any depth) whose values are measurements of the run, not results of the study: times, and how many model
 # calls this run made (the persistent verdict cache answers the rest, so a warm cache makes fewer)
 VOLATILE = re.compile(r"(second|seconds|_s$|_s_per_|time|wait|elapsed|throughput|per_s|rate_hz|speed|numerics|"
-                      r"calls_this_run|calls_made)", re.I)
+                      r"calls_this_run|calls_made|judge_calls)", re.I)
 
 
 @dataclass
