@@ -48,13 +48,15 @@ def accuracy_vs_bpp(table: pd.DataFrame, metrics: list[str], originals: pd.DataF
 
 
 def ocr_examples(original: np.ndarray, decoded: dict[str, np.ndarray], read: dict[str, str], truth: str,
-                 ncols: int = 3):
-    """The text image as each codec decoded it, titled with what OCR read (the first panel: the original and the
-    true strings). Characters outside Latin-1 (the reader's alphabet is larger than the figure font's) show as ?."""
+                 bpp: dict[str, float] | None = None, ncols: int = 3):
+    """The text image as each codec decoded it, titled with its bits per pixel (a codec that cannot reach the rate
+    point shows its nearest, higher rate) and what OCR read (the first panel: the original and the true strings).
+    Characters outside Latin-1 (the reader's alphabet is larger than the figure font's) show as ?."""
     from vlic import viz
 
     def safe(text: str) -> str:
         return str(text).encode("latin-1", "replace").decode("latin-1")
 
-    titles = [f"original: {truth}"] + [safe(f"{c}: {read.get(c, '')}") for c in decoded]
+    rate = {c: f" ({bpp[c]:.3f} bpp)" if bpp and c in bpp else "" for c in decoded}
+    titles = [f"original: {truth}"] + [safe(f"{c}{rate[c]}: {read.get(c, '')}") for c in decoded]
     return viz.image_grid([original, *decoded.values()], titles, ncols=ncols, size=3.3)
