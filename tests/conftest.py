@@ -43,3 +43,18 @@ def packaged_raw(tmp_path_factory) -> Path:
     raw = tmp_path_factory.mktemp("raw") / "data" / "raw"
     assemble(raw)
     return raw
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tmp_path_factory):
+    """A tiny codec pre-trained for 3 steps on two synthetic photos: ``{"ck": Checkpoint, "images": [...]}`` — the
+    starting point of the fine-tuning tests (SC loss, tag guidance)."""
+    from vlic.codec.autoencoder import CodecConfig
+    from vlic.training.pretrain import PretrainConfig, pretrain
+
+    cfg = CodecConfig(fsq_levels=(5, 3), downsample=8, patch=4, encoder_width=8, cond_channels=4, flow_widths=(8, 8),
+                      tile=32, prior_dim=16, prior_layers=1, prior_heads=2, prior_block=8)
+    images = [synthetic_photo(64, 80, 1), synthetic_photo(72, 64, 2)]
+    r = pretrain(cfg, PretrainConfig(steps=3, batch_size=2, prior_steps=2, prior_batch=2, log_every=1), images,
+                 tmp_path_factory.mktemp("tiny_codec") / "codec.safetensors", rate="tiny", progress=False)
+    return {"ck": r.checkpoint, "images": images}

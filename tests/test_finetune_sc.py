@@ -7,27 +7,20 @@ import numpy as np
 import pytest
 import torch
 
-from vlic.codec.autoencoder import CodecConfig
 from vlic.codec.bitstream import parse
 from vlic.codec.image_codec import ImageCodec
 from vlic.perception import effnet
 from vlic.training.finetune import FinetuneConfig, finetune
-from vlic.training.pretrain import PerceptualLoss, PretrainConfig, pretrain, training_loss
+from vlic.training.pretrain import PerceptualLoss, PretrainConfig, training_loss
 from vlic.training.semantic import SemanticConsistency, one_minus_cos
 from conftest import synthetic_photo as _photo
 
-TINY = CodecConfig(fsq_levels=(5, 3), downsample=8, patch=4, encoder_width=8, cond_channels=4, flow_widths=(8, 8),
-                   tile=32, prior_dim=16, prior_layers=1, prior_heads=2, prior_block=8)
 needs_effnet = pytest.mark.skipif(effnet.availability() is not None, reason=str(effnet.availability()))
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ft_codec")
-    images = [_photo(64, 80, 1), _photo(72, 64, 2)]
-    r = pretrain(TINY, PretrainConfig(steps=3, batch_size=2, prior_steps=2, prior_batch=2, log_every=1), images,
-                 d / "codec.safetensors", rate="tiny", progress=False)
-    return {"ck": r.checkpoint, "images": images}
+def tiny(tiny_pretrained):
+    return tiny_pretrained
 
 
 def test_one_minus_cos_known_values():

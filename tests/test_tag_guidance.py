@@ -7,27 +7,20 @@ import numpy as np
 import pytest
 import torch
 
-from vlic.codec.autoencoder import CodecConfig
 from vlic.codec.bitstream import parse
 from vlic.codec.image_codec import ImageCodec
 from vlic.training.finetune import FinetuneConfig
-from vlic.training.pretrain import PretrainConfig, pretrain
 from vlic.training.tag_guidance import TagEmbedding, decode, finetune_with_tags
 from conftest import synthetic_photo as _photo
 
-TINY = CodecConfig(fsq_levels=(5, 3), downsample=8, patch=4, encoder_width=8, cond_channels=4, flow_widths=(8, 8),
-                   tile=32, prior_dim=16, prior_layers=1, prior_heads=2, prior_block=8)
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tag_codec")
-    images = [_photo(64, 80, 1), _photo(72, 64, 2)]
-    r = pretrain(TINY, PretrainConfig(steps=3, batch_size=2, prior_steps=2, prior_batch=2, log_every=1), images,
-                 d / "codec.safetensors", rate="tiny", progress=False)
-    ck, table, curves = finetune_with_tags(r.checkpoint, images, [[285, 281], [7]],
+def tiny(tiny_pretrained, tmp_path_factory):
+    base, images = tiny_pretrained["ck"], tiny_pretrained["images"]
+    ck, table, curves = finetune_with_tags(base, images, [[285, 281], [7]],
                                            FinetuneConfig(steps=3, batch_size=4, lr=1e-2), "tags")
-    return {"dir": d, "base": r.checkpoint, "ck": ck, "table": table, "curves": curves}
+    return {"dir": tmp_path_factory.mktemp("tag_codec"), "base": base, "ck": ck, "table": table, "curves": curves}
 
 
 def test_tag_embedding_means_rows_and_empty_is_zero():
@@ -58,7 +51,7 @@ def test_table_save_load_round_trip(tiny):
 def test_decode_uses_the_files_tags_and_cfg(tiny):
     codec, table, px = ImageCodec(tiny["ck"]), tiny["table"], _photo(40, 48, 4)
     plain = codec.compress(px)
-    zero = TagEmbedding(TINY.cond_channels)
+    zero = TagEmbedding(tiny["base"].model.config.cond_channels)
     # a zero table = the untagged decoder, exactly (same noise, same steps, same tiles)
     assert np.array_equal(decode(codec, plain.data, zero, steps=2, seed=1), codec.decompress(plain.data, steps=2, seed=1))
     untagged = decode(codec, plain.data, table, steps=1)
