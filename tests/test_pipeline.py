@@ -75,8 +75,9 @@ def test_differences_name_parameter_type_value_and_output_changes(tmp_path):
 
 def test_generated_dvc_yaml_feeds_the_notebooks_what_the_hand_written_one_did():
     """The migration check: every stage gets the same parameter names, values and Python types as from the last
-    hand-written dvc.yaml, under the laptop and the paper profile (and the same params: lists). Delete it when a
-    stage's parameters change on purpose; `vlic pipeline compare OLD_DVC_YAML` makes the same check by hand."""
+    hand-written dvc.yaml, under the laptop and the paper profile (and the same params: lists); parameters added
+    since (e.g. codec.family) are allowed. Delete it when an existing parameter changes on purpose;
+    `vlic pipeline compare OLD_DVC_YAML` makes the same check by hand."""
     shown = subprocess.run(["git", "show", f"{HAND_WRITTEN}:dvc.yaml"], cwd=REPO, capture_output=True, text=True)
     if shown.returncode:
         pytest.skip(f"commit {HAND_WRITTEN} is not in this clone's history")
@@ -84,7 +85,9 @@ def test_generated_dvc_yaml_feeds_the_notebooks_what_the_hand_written_one_did():
     new = render(*load(REPO), root=REPO)
     for params in (laptop, merge(laptop, load_params(REPO / "params" / "paper.yaml"))):
         found = differences(shown.stdout, new, params, fields=("params",))
-        assert [f for f in found if not f.endswith("only in the new dvc.yaml")] == []   # chapters added since pass
+        # chapters and parameters added since pass; every parameter the hand-written file passed is passed alike
+        added = ("only in the new dvc.yaml", "params differ: before only [], now only")
+        assert [f for f in found if not any(a in f for a in added) and "'<not passed>' (str) before" not in f] == []
 
 
 def test_a_chapter_depends_on_the_library_files_it_imports_and_none_are_listed_by_hand():

@@ -201,7 +201,8 @@ def to_tensor(pixels, value_range: str = "signed", dtype=None):
     scale, shift = _SCALE[value_range]
     # C-contiguous first: the tensor's memory layout (and so the kernels a network runs on it, and their last bits)
     # must not depend on how the caller's array happens to be laid out (a slice, a transposed view, np.stack of them)
-    t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.uint8))
+    a = np.ascontiguousarray(a, dtype=np.uint8)
+    t = torch.from_numpy(a if a.flags.writeable else a.copy())  # a read-only array (np.asarray of a PIL image) too
     t = (t.permute(2, 0, 1)[None] if t.ndim == 3 else t.permute(0, 3, 1, 2)).to(dtype or torch.float32)
     return t / scale - shift if shift else t / scale
 

@@ -238,6 +238,32 @@ class DiffusionCodec(nn.Module):
     def velocity(self, x_t, t, features, mean) -> torch.Tensor:
         return self.flow(x_t, t, features, mean)
 
+    # the flow-model calls shared with FlowMo (vlic.codec.flow_model); a condition is (features, mean μ)
+    @property
+    def crop_size(self) -> int:
+        return self.config.tile
+
+    def quantized(self, x: torch.Tensor) -> torch.Tensor:
+        return self.quantize(x)[0]
+
+    def code_condition(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.condition(self.quantized(x))
+
+    def flow_velocity(self, x_t: torch.Tensor, t: torch.Tensor, condition) -> torch.Tensor:
+        return self.velocity(x_t, t, *condition)
+
+    @torch.no_grad()
+    def draw(self, condition, steps: int, seed: int) -> torch.Tensor:
+        from vlic.codec.sampling import sample
+
+        return sample(self, *condition, steps=steps, seed=seed, tile=None)
+
+    @staticmethod
+    def sampler_times(steps: int) -> torch.Tensor:
+        from vlic.codec.sampling import timesteps
+
+        return timesteps(steps)[:-1]
+
     def _check(self, x: torch.Tensor) -> None:
         f = self.config.downsample
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] % f or x.shape[3] % f:

@@ -34,7 +34,7 @@ def _read(path: str) -> bytes:
 
 def _find_model(fingerprint: bytes, name: str) -> Path:
     """The checkpoint under models/ whose fingerprint matches the file's."""
-    from vlic.codec.checkpoint import read_fingerprint
+    from vlic.codec.families import read_fingerprint
 
     candidates = sorted(DEFAULT_MODELS.glob("*.safetensors")) if DEFAULT_MODELS.is_dir() else []
     for c in candidates:
@@ -45,16 +45,11 @@ def _find_model(fingerprint: bytes, name: str) -> Path:
 
 
 def _load_codec(path: Path):
-    from vlic.codec.checkpoint import CheckpointError
-    from vlic.codec.image_codec import ImageCodec
+    from vlic.codec.families import CodecLoadError, load_codec  # either family: laptop codec or FlowMo
 
-    from vlic.codec.flowmo_cli import is_flowmo_checkpoint, load_flowmo_codec  # FlowMo .pth / vlic-flowmo files
-
-    if is_flowmo_checkpoint(path):
-        return load_flowmo_codec(path)
     try:
-        return ImageCodec.from_file(path)
-    except CheckpointError as e:
+        return load_codec(path)
+    except (CodecLoadError, ValueError) as e:
         raise UserError(str(e)) from None
 
 

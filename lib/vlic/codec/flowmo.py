@@ -91,6 +91,11 @@ class FlowMoConfig:
     def bits_per_image(self) -> int:
         return self.code_length * self.context_dim
 
+    @property
+    def bits_per_pixel_raw(self) -> float:
+        """Bits per pixel of one tile before entropy coding (FlowMo-Lo 0.0703, FlowMo-Hi 0.2188)."""
+        return self.bits_per_image / self.image_size**2
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
@@ -179,6 +184,36 @@ class FlowMo(nn.Module):
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    # the flow-model calls shared with the laptop codec (vlic.codec.flow_model); a condition is decoder_condition(q)
+    @property
+    def crop_size(self) -> int:
+        return self.config.image_size
+
+    def quantized(self, img: torch.Tensor) -> torch.Tensor:
+        return self.quantize(self.encode(img))[0]
+
+    @staticmethod
+    def condition(q: torch.Tensor) -> torch.Tensor:
+        return decoder_condition(q)
+
+    def code_condition(self, img: torch.Tensor) -> torch.Tensor:
+        return self.condition(self.quantized(img))
+
+    def flow_velocity(self, x_t: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        return self.velocity(x_t, condition, t.reshape(-1))
+
+    @torch.no_grad()
+    def draw(self, condition: torch.Tensor, steps: int, seed: int) -> torch.Tensor:
+        """Seeded samples of ``image_size`` crops with the config's schedule and CFG (noise drawn on the CPU)."""
+        from vlic.codec.sampling import noise_like
+
+        c, B = self.config, condition.shape[0]
+        z = noise_like(torch.zeros(B, 3, c.image_size, c.image_size), seed).to(condition.device)
+        return rf_sample(self.velocity, z, condition, steps, c.schedule, c.cfg, c.cfg_interval).clamp(-1, 1)
+
+    def sampler_times(self, steps: int) -> torch.Tensor:
+        return flow_times(steps, self.config.schedule)[0]
 
 
 # --- sampling ----------------------------------------------------------------------------------------------------

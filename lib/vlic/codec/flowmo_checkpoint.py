@@ -102,12 +102,16 @@ class FlowMoCheckpoint(WeightsFingerprint):
     path: Path | None = None
     prior_kind: str = "uniform"  # "uniform" (a bare FlowMo checkpoint) or "fitted"
     training: dict | None = None
+    rate: str = ""               # the study's rate point ("low", "high") once imported by chapter 02
 
     fingerprint_of = staticmethod(fingerprint)
 
     @property
     def config(self) -> FlowMoConfig:
         return self.model.config
+
+    def save(self, path: str | Path) -> Path:
+        return save_codec_checkpoint(self, path)
 
 
 def is_flowmo_checkpoint(path: str | Path) -> bool:
@@ -153,7 +157,8 @@ def load_codec_checkpoint(path: str | Path, config: FlowMoConfig | None = None, 
         prior_state = {k[6:]: v for k, v in tensors.items() if k.startswith("prior.")}
         check_state_dict(prior, prior_state, str(path))
         prior.load_state_dict(prior_state)
-        return FlowMoCheckpoint(model.eval(), prior.eval(), path, "fitted", json.loads(meta.get("training", "{}")))
+        return FlowMoCheckpoint(model.eval(), prior.eval(), path, "fitted", json.loads(meta.get("training", "{}")),
+                                meta.get("rate", ""))
     state = read_state_dict(path, key)
     cfg = config or sidecar_config(path) or infer_config(state, str(path))
     with torch.device("meta"):
@@ -172,7 +177,8 @@ def save_codec_checkpoint(ck: FlowMoCheckpoint, path: str | Path, prior_dims: di
     tensors = ck.tensors()
     prior = prior_dims or {"dim": ck.prior.bos.shape[0], "layers": len(ck.prior.layers), "heads": ck.prior.layers[0].heads}
     meta = {"format": FORMAT, "config": ck.config.to_json(), "prior": json.dumps(prior, sort_keys=True),
-            "fingerprint": fingerprint(ck.config, tensors), "training": json.dumps(ck.training or {}, sort_keys=True)}
+            "fingerprint": fingerprint(ck.config, tensors), "training": json.dumps(ck.training or {}, sort_keys=True),
+            "rate": ck.rate}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(path)

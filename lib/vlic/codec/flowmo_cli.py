@@ -1,5 +1,5 @@
 """``vlic flowmo check`` and ``vlic models download``: FlowMo on the command line (``vlic compress | decompress``
-load FlowMo checkpoints through :func:`load_flowmo_codec`).
+load FlowMo checkpoints through :mod:`vlic.codec.families`).
 
 ``vlic flowmo check DIR [--json]`` recomputes a golden fixture (:mod:`vlic.codec.flowmo_check`) and exits 0 iff every
 error is ≤ 1e-4, 1 otherwise; an incomplete fixture or unreadable weights end as one line and exit code 2.
@@ -46,23 +46,6 @@ def _models_download(args: argparse.Namespace) -> int:
         how = f"recorded its sha256 in {args.lock} (commit it)" if recorded else f"sha256 matches {args.lock}"
         print(f"{path}: {digest[:12]}… — {how}; check the implementation with `vlic flowmo check tests/fixtures/flowmo`")
     return 0
-
-
-def is_flowmo_checkpoint(path) -> bool:
-    from vlic.codec.flowmo_checkpoint import is_flowmo_checkpoint as check
-
-    return check(path)
-
-
-def load_flowmo_codec(path):
-    """A :class:`~vlic.codec.flowmo_codec.FlowMoCodec` for ``vlic compress | decompress --model``; errors → one line."""
-    from vlic.codec.flowmo import FlowMoWeightsError
-    from vlic.codec.flowmo_codec import FlowMoCodec
-
-    try:
-        return FlowMoCodec.from_file(path)
-    except (FlowMoWeightsError, ValueError) as e:
-        raise UserError(str(e)) from None
 
 
 def register(sub) -> None:

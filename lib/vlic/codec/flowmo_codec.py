@@ -213,25 +213,66 @@ class FlowMoCodec:
                               "damaged file, or a decoder whose probabilities differ from the encoder's)")
         return self.grid_to_bits(grid, len(rows), len(cols)), [(y, x) for y in rows for x in cols]
 
+    def decode_codes(self, c: Container, name: str = "<bytes>", max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                     **_ignored) -> torch.Tensor:
+        """The file's tokens, (tiles, code_length, context_dim) bits, range-decoded and checked."""
+        return self.decode_bits(c, name, max_pixels)[0]
+
     @torch.no_grad()
+    def tokens(self, pixels: np.ndarray) -> np.ndarray:
+        """What this encoder codes for an image, one row per token position (tiles × code_length, context_dim)."""
+        bits = self.encode_bits(pixels)[0]
+        return bits.reshape(-1, bits.shape[-1]).numpy()
+
+    @torch.no_grad()
+    def decode_condition(self, data: bytes | Container, name: str = "<bytes>",
+                         max_pixels: int | None = DEFAULT_MAX_PIXELS, tile: int | None | str = "file"
+                         ) -> tuple[Container, torch.Tensor, None]:
+        """Entropy-decode a file: (container, per-tile decoder conditions, None — FlowMo has no mean head)."""
+        c = data if isinstance(data, Container) else bitstream.parse(data, name)
+        if tile is None:
+            raise DecodeError(f"'{name}': FlowMo decodes tile by tile (each tile has its own tokens); "
+                              f"an untiled decode does not exist")
+        return c, decoder_condition(bits_to_code(self.decode_codes(c, name, max_pixels))), None
+
+    @torch.no_grad()
+    def sample(self, c: Container, conditions: torch.Tensor, mean: None = None, steps: int | None = None,
+               seed: int = 0, overlap: int | None = None, cfg_scale: float | None = None, **_ignored) -> np.ndarray:
+        """FlowMo's sampler over the file's tiles (MultiDiffusion) from decoded conditions → uint8 pixels."""
+        return render_tiles(self.model, conditions, c.height, c.width, c.tile, c.overlap, steps, seed, cfg_scale,
+                            self.batch, blend=overlap)
+
+    @staticmethod
+    def mean_pixels(c: Container, mean: None) -> None:
+        return None  # FlowMo has no deterministic mean head
+
     def decompress(self, data: bytes | Container, steps: int | None = None, seed: int = 0, tile: int | None | str = "file",
                    overlap: int | None = None, cfg_scale: float | None = None, name: str = "<bytes>",
                    progress: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS, **_ignored) -> np.ndarray:
         """Decode to uint8 pixels. ``steps``/``cfg_scale`` default to the config's ``eval.sampling`` (25, 1.5 for the
         released models); the schedule and CFG interval are the config's. ``tile`` must be the file's layout."""
-        c = data if isinstance(data, Container) else bitstream.parse(data, name)
-        if tile is None:
-            raise DecodeError(f"'{name}': FlowMo decodes tile by tile (each tile has its own tokens); "
-                              f"an untiled decode does not exist")
-        bits, boxes = self.decode_bits(c, name, max_pixels)
-        cfg = self.config
-        conditions = decoder_condition(bits_to_code(bits)).to(self.device)
-        ch, cw = canvas(c.height, c.width, c.tile)
-        z = noise_like(torch.zeros(1, 3, ch, cw), seed).to(self.device)  # drawn on the CPU: same noise on any device
-        velocity = blended_velocity(self.model, boxes, c.tile, c.overlap if overlap is None else overlap, self.batch)
-        x = rf_sample(velocity, z, conditions, steps or cfg.sample_steps, cfg.schedule,
-                      cfg.cfg if cfg_scale is None else cfg_scale, cfg.cfg_interval)
-        return to_pixels(x[0, :, : c.height, : c.width])
+        c, conditions, _ = self.decode_condition(data, name, max_pixels, tile)
+        return self.sample(c, conditions, None, steps, seed, overlap, cfg_scale)
+
+
+@torch.no_grad()
+def render_tiles(model: FlowMo, conditions: torch.Tensor, height: int, width: int, tile: int, overlap: int,
+                 steps: int | None = None, seed: int = 0, cfg_scale: float | None = None, batch: int = 8,
+                 blend: int | None = None) -> np.ndarray:
+    """A whole photo from its tiles' decoder conditions with ``model`` (the file's model or another FlowMo of the same
+    configuration, e.g. a post-trained one): one shared seeded noise image, MultiDiffusion velocities → uint8.
+    ``tile``/``overlap``: the file's layout; ``blend``: the blending margin (default ``overlap``)."""
+    cfg = model.config
+    device = next(model.parameters()).device
+    ch, cw = canvas(height, width, tile)
+    boxes = tile_boxes(ch, cw, tile, overlap, cfg.patch_size)
+    if len(boxes) != conditions.shape[0]:
+        raise DecodeError(f"{conditions.shape[0]} tile codes for a {width}×{height} layout of {len(boxes)} tiles")
+    z = noise_like(torch.zeros(1, 3, ch, cw), seed).to(device)  # drawn on the CPU: same noise on any device
+    velocity = blended_velocity(model, boxes, tile, overlap if blend is None else blend, batch)
+    x = rf_sample(velocity, z, conditions.to(device), steps or cfg.sample_steps,
+                  cfg.schedule, cfg.cfg if cfg_scale is None else cfg_scale, cfg.cfg_interval)
+    return to_pixels(x[0, :, :height, :width])
 
 
 # --- fitting the token prior ---------------------------------------------------------------------------------------

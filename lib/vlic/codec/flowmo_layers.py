@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.utils.checkpoint import checkpoint
 from torch import nn
 from torch.nn import functional as F
 
@@ -230,6 +231,7 @@ class FluxTransformer(nn.Module):
             DoubleStreamBlock(hidden_size, num_heads, mlp_ratio, qkv_bias) for _ in range(depth))
         self.final_layer_img = LastLayer(hidden_size, in_channels)
         self.final_layer_txt = LastLayer(hidden_size, context_dim)
+        self.gradient_checkpointing = False  # training only: recompute each block in the backward pass
 
     def forward(self, img: torch.Tensor, txt: torch.Tensor, timesteps: torch.Tensor | None,
                 outputs: tuple[str, ...] = ("img", "txt")) -> dict[str, torch.Tensor]:
@@ -239,7 +241,10 @@ class FluxTransformer(nn.Module):
         vec = None if timesteps is None else self.time_in(timestep_embedding(timesteps, 256))
         x, t = self.img_in(patchify(img, self.patch_size)), self.txt_in(txt)
         for block in self.double_blocks:
-            x, t = block(x, t, vec, pe)
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                x, t = checkpoint(block, x, t, vec, pe, use_reentrant=False)
+            else:
+                x, t = block(x, t, vec, pe)
         out = {}
         if "img" in outputs:
             out["img"] = unpatchify(self.final_layer_img(x, vec), self.patch_size, H, W)

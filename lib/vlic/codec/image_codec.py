@@ -226,6 +226,12 @@ class ImageCodec:
         return codes.unsqueeze(0)
 
     @torch.no_grad()
+    def tokens(self, pixels: np.ndarray) -> np.ndarray:
+        """What this encoder codes for an image, one row per latent position (positions, channels)."""
+        codes = self.model.encode(pad_to(to_tensor(pixels), self.config.downsample))[0]
+        return codes.reshape(codes.shape[0], -1).T.numpy()
+
+    @torch.no_grad()
     def decode_condition(self, data: bytes | Container, name: str = "<bytes>",
                          max_pixels: int | None = DEFAULT_MAX_PIXELS, tile: int | None | str = "file"
                          ) -> tuple[Container, torch.Tensor, torch.Tensor]:

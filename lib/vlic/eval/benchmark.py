@@ -72,7 +72,9 @@ def learned_reconstructions(codecs: list[tuple[str, str, object]], photos: dict[
             t0 = time.perf_counter()
             c, features, mean = codec.decode_condition(z.data, photo)
             entropy_seconds = time.perf_counter() - t0
-            out.mean_heads[(name, rate_point, photo)] = codec.mean_pixels(c, mean)
+            mu = codec.mean_pixels(c, mean)   # None: the codec has no mean head (FlowMo)
+            if mu is not None:
+                out.mean_heads[(name, rate_point, photo)] = mu
             for s in step_list:
                 for seed in seeds:
                     t0 = time.perf_counter()
@@ -211,15 +213,14 @@ def learned_codecs(models_dir: str | Path, rate_points: Sequence[str], dpo_model
     """The study's learned codecs as :func:`learned_reconstructions` takes them: ``vlic`` at every rate point whose
     checkpoint ``models/codec_<rate>.safetensors`` exists and, with ``dpo_model``, the post-trained ``vlic-dpo`` at its
     own rate point. Returns (codecs by key, what is missing and why, the DPO codec's rate point or None)."""
-    from vlic.codec.checkpoint import load
-    from vlic.codec.image_codec import ImageCodec
+    from vlic.codec.families import image_codec, load  # either family: the laptop codec or FlowMo
 
     models = Path(models_dir)
     learned, missing = {}, {}
     for rp in rate_points:
         path = models / f"codec_{rp}.safetensors"
         if path.is_file():
-            learned[f"vlic@{rp}"] = ("vlic", rp, ImageCodec(load(path)))
+            learned[f"vlic@{rp}"] = ("vlic", rp, image_codec(load(path)))
         else:
             missing[f"vlic@{rp}"] = f"{path} does not exist (run `dvc repro pretrain`)"
     dpo_rate = None
@@ -228,7 +229,7 @@ def learned_codecs(models_dir: str | Path, rate_points: Sequence[str], dpo_model
         if path.is_file():
             ck = load(path)
             dpo_rate = ck.rate
-            learned["vlic-dpo"] = ("vlic-dpo", dpo_rate, ImageCodec(ck))
+            learned["vlic-dpo"] = ("vlic-dpo", dpo_rate, image_codec(ck))
         else:
             missing["vlic-dpo"] = f"{path} does not exist (run `dvc repro dpo`)"
     return learned, missing, dpo_rate

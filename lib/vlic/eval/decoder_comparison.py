@@ -18,8 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from vlic.codec.autoencoder import DiffusionCodec
-from vlic.codec.image_codec import ImageCodec, pad_to
-from vlic.images import to_pixels, to_tensor
+from vlic.codec.image_codec import ImageCodec
+from vlic.images import to_pixels
 from vlic.codec.sampling import sample
 from vlic.data.splits import cut_patches
 
@@ -40,9 +40,16 @@ class PairedPatches:
 
 
 @torch.no_grad()
-def decode_codes(model: DiffusionCodec, codes: torch.Tensor, height: int, width: int, steps: int, seed: int,
+def decode_codes(model, codes: torch.Tensor, height: int, width: int, steps: int, seed: int,
                  tile: int | None, overlap: int) -> np.ndarray:
-    """Codes (1, C, h, w) → uint8 photo with ``model``'s latent decoder and flow (the codec's decoding path)."""
+    """A file's codes → uint8 photo with ``model``, the codec's decoding path: laptop codes (1, C, h, w) through the
+    latent decoder and the tiled flow; FlowMo bits (tiles, code_length, context_dim) through FlowMo's sampler over the
+    file's tiles."""
+    if not isinstance(model, DiffusionCodec):
+        from vlic.codec.flowmo import bits_to_code, decoder_condition
+        from vlic.codec.flowmo_codec import render_tiles
+
+        return render_tiles(model, decoder_condition(bits_to_code(codes)), height, width, tile, overlap, steps, seed)
     features, mean = model.condition_from_codes(codes)
     x = sample(model, features, mean, steps=steps, seed=seed, tile=tile, overlap=overlap)
     return to_pixels(x[0, :, :height, :width])
@@ -54,7 +61,7 @@ class HeldoutCodes:
     plain arrays, so worker processes can decode them with other models."""
 
     photo: str
-    codes: np.ndarray                 # (1, C, h, w) token indices, range-decoded from the bytes
+    codes: np.ndarray                 # token indices range-decoded from the bytes: (1, C, h, w), FlowMo (tiles, L, C)
     height: int
     width: int
     tile: int | None
@@ -63,9 +70,10 @@ class HeldoutCodes:
     bpp: float                        # of the base bitstream
 
 
-def heldout_codes(base: ImageCodec, photos: dict[str, np.ndarray],
+def heldout_codes(base, photos: dict[str, np.ndarray],
                   boxes: dict[str, list[tuple[int, int]]]) -> list[HeldoutCodes]:
-    """Compress each photo with ``base`` into a real bitstream and read its codes back from the bytes."""
+    """Compress each photo with ``base`` (a codec of either family, :mod:`vlic.codec.families`) into a real bitstream
+    and read its codes back from the bytes."""
     from vlic.codec import bitstream
 
     out = []
@@ -78,7 +86,7 @@ def heldout_codes(base: ImageCodec, photos: dict[str, np.ndarray],
     return out
 
 
-def decode_patches(model: DiffusionCodec, heldout: list[HeldoutCodes], patch: int, seeds: tuple[int, ...],
+def decode_patches(model, heldout: list[HeldoutCodes], patch: int, seeds: tuple[int, ...],
                    steps: int, keep_photos: tuple[str, ...] = ()) -> tuple[list[np.ndarray], list[tuple], dict]:
     """Decode every photo's codes with ``model`` for every noise seed and cut its patches. Returns the patches, one
     ``(photo, box index, seed)`` per patch (photo, then seed, then box), and the whole reconstructions of
@@ -95,7 +103,7 @@ def decode_patches(model: DiffusionCodec, heldout: list[HeldoutCodes], patch: in
     return patches, rows, kept
 
 
-def compare_on_same_bitstream(base: ImageCodec, models: dict[str, DiffusionCodec], photos: dict[str, np.ndarray],
+def compare_on_same_bitstream(base, models: dict, photos: dict[str, np.ndarray],
                               boxes: dict[str, list[tuple[int, int]]], patch: int, seeds: tuple[int, ...],
                               steps: int = 4, keep_photos: tuple[str, ...] = (), progress: bool = False) -> PairedPatches:
     """Compress each photo with ``base``; decode its codes with every model in ``models`` for every seed; cut
@@ -126,9 +134,9 @@ def bitstream_rates(codecs: dict[str, ImageCodec], photos: dict[str, np.ndarray]
         codes = {}
         for name, codec in codecs.items():
             z = codec.compress(px)
-            codes[name] = codec.model.encode(pad_to(to_tensor(px), codec.config.downsample))
+            codes[name] = codec.tokens(px)   # (positions, channels)
             row = {"photo": photo, "codec": name, "bpp": z.bpp, "bytes": z.bytes, "ideal_bits": z.ideal_bits}
             if name != names[0]:
-                row["tokens_changed"] = float((codes[name] != codes[names[0]]).any(dim=1).float().mean())
+                row["tokens_changed"] = float((codes[name] != codes[names[0]]).any(axis=1).mean())
             rows.append(row)
     return rows

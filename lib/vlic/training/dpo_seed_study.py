@@ -43,7 +43,7 @@ def replicate(values: dict, seed: int, pretrain_seed: int = 0, on: str = "holdou
     patches) — where a recipe may be chosen."""
     import torch
 
-    from vlic.codec.image_codec import ImageCodec
+    from vlic.codec.families import image_codec, load
     from vlic.data.splits import Crops, crop_boxes, random_crops
     from vlic.eval.decoder_comparison import bitstream_rates, compare_on_same_bitstream
     from vlic.eval.heldout import score_comparison, win_rates, winrate_row
@@ -53,7 +53,6 @@ def replicate(values: dict, seed: int, pretrain_seed: int = 0, on: str = "holdou
     t0 = time.perf_counter()
     if int(values.get("threads", 0)):
         torch.set_num_threads(int(values["threads"]))
-    from vlic.codec.checkpoint import load
 
     setup = setup_dpo(**values)
     resume = setup.resume_dir / f"seed{seed}"
@@ -83,13 +82,13 @@ def replicate(values: dict, seed: int, pretrain_seed: int = 0, on: str = "holdou
     if on == "validation":  # chapter 04's validation patches: 32 random crops per photo, crop seed = seed + 1
         photos = setup.validation
         crops = random_crops(photos, int(crops.pixels.shape[1]), 32, seed=int(values["seed"]) + 1)
-    base_codec = ImageCodec(setup.base)
+    base_codec = image_codec(setup.base)
     paired = compare_on_same_bitstream(base_codec, {"dpo": dpo.model, "pretrained": setup.base.model}, photos,
                                        crop_boxes(crops, photos), int(crops.pixels.shape[1]),
                                        tuple(int(s) for s in as_list(values["eval_seeds"])), steps=cfg.sample_steps)
     scored = score_comparison(paired, setup.reward, setup.referee_names, setup.vlm, setup.cache,
                               int(values["reward_seeds"]), int(values["reward_orders"]))
-    rates = pd.DataFrame(bitstream_rates({"pretrained": base_codec, "dpo": ImageCodec(dpo)}, photos))
+    rates = pd.DataFrame(bitstream_rates({"pretrained": base_codec, "dpo": image_codec(dpo)}, photos))
     bpp = rates.groupby("codec")["bpp"].mean()
     row = {"pretrain_seed": int(pretrain_seed), "seed": int(seed), "base_fingerprint": setup.base.fingerprint}
     row.update(winrate_row(win_rates(scored, ["training_judge", *setup.referee_names], int(values["bootstrap"]),

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from vlic.codec.checkpoint import Checkpoint, load
+from vlic.codec.families import load  # either family: the laptop codec or FlowMo (paper profile)
 from vlic.config import build
 from vlic.data.prepare import load_photos
 from vlic.judges.cache import VerdictCache
@@ -26,7 +26,7 @@ from vlic.training.reward import UnanimousReward
 
 @dataclass
 class DPOSetup:
-    base: Checkpoint                       # the pre-trained codec of ``rate``
+    base: object                           # the pre-trained codec of ``rate`` (Checkpoint or FlowMoCheckpoint)
     train_images: dict[str, np.ndarray]    # training photos minus the validation photos
     validation: dict[str, np.ndarray]      # training photos left out of post-training (where to tune)
     holdout: dict[str, np.ndarray]         # the held-out photos (evaluation only)

@@ -1,6 +1,8 @@
 """Diffusion-DPO post-training of a pre-trained codec, with an online preference buffer judged concurrently.
 
-Two copies of the pre-trained :class:`~vlic.codec.autoencoder.DiffusionCodec`:
+Two copies of the pre-trained codec's networks — the laptop :class:`~vlic.codec.autoencoder.DiffusionCodec` or
+FlowMo (:class:`~vlic.codec.flowmo.FlowMo`, the paper's base model); the trainer only uses the calls of
+:mod:`vlic.codec.flow_model`:
 
 * the **policy** — trainable, *encoder included* (the paper does not freeze it): every step re-encodes the originals,
   so its codes may drift from the pre-trained ones; the chapter measures the drift on real bitstreams;
@@ -21,6 +23,10 @@ every step — hence the whole run — do not depend on thread timing or on ``ju
 bit-reproducible. The trainer waits on the judge only before its first step (until ``min_pairs`` pairs are
 accepted), when a batch is not judged by its deadline, and at checkpoints (it drains what is being judged, so the
 saved state is complete); every wait is measured. Ties and disagreements are discarded and counted.
+
+On a GPU, ``mixed_precision="bf16"`` runs the policy under bf16 autocast and keeps the frozen reference in bf16, and
+``gradient_checkpointing`` recomputes FlowMo's transformer blocks in the backward pass (:func:`memory_estimate` says
+what a configuration needs before it runs).
 
 Resumable: every ``checkpoint_every`` steps the policy weights (safetensors), the optimizer, the random generator,
 the buffer, the judged-but-not-yet-merged pairs and the curves go to ``resume_dir`` as one atomic unit (a directory
@@ -48,9 +54,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from vlic.codec.autoencoder import DiffusionCodec
-from vlic.codec.checkpoint import Checkpoint
-from vlic.codec.sampling import sample, timesteps
+from vlic.codec.flow_model import cat_conditions, enable_gradient_checkpointing, mask_condition
 from vlic.files import recover_dir, replace_dir
 from vlic.images import to_pixels, to_tensor
 from vlic.training.buffer import Candidate, Judgement, OnlinePreferenceCollector, PreferenceBuffer
@@ -83,11 +87,13 @@ class DPOConfig:
     threads: int = 0               # torch threads (0 = torch's default)
     checkpoint_every: int = 50
     log_every: int = 1
+    mixed_precision: str = "fp32"  # "bf16": policy under bf16 autocast, frozen reference stored in bf16 (GPU)
+    gradient_checkpointing: bool = False  # recompute transformer blocks in the backward pass (FlowMo)
 
 
 @dataclass
 class DPOResult:
-    model: DiffusionCodec                       # the post-trained codec (policy), eval mode, on CPU
+    model: torch.nn.Module                      # the post-trained networks (policy), eval mode, on CPU
     curves: list[dict] = field(default_factory=list)       # one row per logged step
     judge_log: list[dict] = field(default_factory=list)    # one row per judged candidate
     stats: dict = field(default_factory=dict)   # collector statistics (accepted, discarded, judge calls, …)
@@ -101,7 +107,7 @@ class PolicyForward(nn.Module):
     """Everything the policy computes with gradients, in one ``forward`` (what DDP wraps under accelerate):
     encode and quantize the originals, condition, and predict velocities for [winner_t, loser_t, original_t]."""
 
-    def __init__(self, codec: DiffusionCodec, train_encoder: bool = True):
+    def __init__(self, codec: nn.Module, train_encoder: bool = True):
         super().__init__()
         self.codec = codec
         self.train_encoder = train_encoder
@@ -110,16 +116,10 @@ class PolicyForward(nn.Module):
 
     def forward(self, x: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """``x`` (B, …) originals; ``x_t`` (3B, …) noisy winner, loser, original; ``t`` (3B,); ``keep`` (B,) 0/1."""
-        if self.train_encoder:
-            q, _ = self.codec.quantize(x)
-        else:
-            with torch.no_grad():
-                q, _ = self.codec.quantize(x)
-        features, mean = self.codec.condition(q)
-        k = keep.view(-1, 1, 1, 1).to(features.dtype)
-        feats = torch.cat([features, features, features * k])
-        means = torch.cat([mean, mean, mean * k])
-        return self.codec.velocity(x_t, t, feats, means)
+        with torch.set_grad_enabled(self.train_encoder and torch.is_grad_enabled()):
+            q = self.codec.quantized(x)
+        cond = self.codec.condition(q)
+        return self.codec.flow_velocity(x_t, t, cat_conditions(cond, cond, mask_condition(cond, keep)))
 
 
 def _pixel_list(x: torch.Tensor) -> list[np.ndarray]:
@@ -196,29 +196,29 @@ def load_checkpoint(target: Path) -> tuple[dict[str, torch.Tensor], dict] | None
     return weights, state
 
 
-def state_key(checkpoint: Checkpoint, cfg: DPOConfig, reward_name: str, n_images: int) -> str:
+def state_key(checkpoint, cfg: DPOConfig, reward_name: str, n_images: int) -> str:
     """What a resume state must match: the base codec, the configuration, the reward, the data, the code."""
     keep = {k: v for k, v in dataclasses.asdict(cfg).items()
-            if k not in ("threads", "checkpoint_every", "log_every", "judge_workers")}
+            if k not in ("threads", "checkpoint_every", "log_every", "judge_workers", "gradient_checkpointing")}
     return json.dumps({"codec": checkpoint.fingerprint, "dpo": keep, "reward": reward_name, "images": n_images,
                        "code": _code_digest()}, sort_keys=True)
 
 
 @torch.no_grad()
-def sample_candidates(model: DiffusionCodec, x: torch.Tensor, steps: int, seeds: tuple[int, int],
+def sample_candidates(model: nn.Module, x: torch.Tensor, steps: int, seeds: tuple[int, int],
                       chunk: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """Encode crops ``x`` with ``model`` and decode each code twice, with noise seeds ``seeds[0]`` and ``seeds[1]``
     (each seed draws one noise tensor for the whole chunk, so every sample has its own noise)."""
     outs_a, outs_b = [], []
     for s in range(0, len(x), chunk):
-        features, mean = model.condition(model.quantize(x[s : s + chunk])[0])
-        outs_a.append(sample(model, features, mean, steps=steps, seed=seeds[0] + s, tile=None))
-        outs_b.append(sample(model, features, mean, steps=steps, seed=seeds[1] + s, tile=None))
+        cond = model.code_condition(x[s : s + chunk])
+        outs_a.append(model.draw(cond, steps, seeds[0] + s))
+        outs_b.append(model.draw(cond, steps, seeds[1] + s))
     return torch.cat(outs_a), torch.cat(outs_b)
 
 
 def train_dpo(
-    checkpoint: Checkpoint,
+    checkpoint,
     images: list[np.ndarray],
     reward: Callable[[Candidate], Judgement],
     cfg: DPOConfig,
@@ -228,7 +228,8 @@ def train_dpo(
     progress: bool = True,
     stop_at: int | None = None,
 ) -> DPOResult:
-    """Post-train ``checkpoint``'s codec on random crops of ``images`` (uint8 RGB) with preferences from ``reward``.
+    """Post-train ``checkpoint``'s codec (a laptop :class:`~vlic.codec.checkpoint.Checkpoint` or a
+    :class:`~vlic.codec.flowmo_checkpoint.FlowMoCheckpoint`) on random crops of ``images`` (uint8 RGB) with preferences from ``reward``.
 
     ``stop_at``: return after that many steps (the run is interrupted as by a time limit; its state is saved to
     ``resume_dir`` and the next call continues it). While it runs, the rank's resume directory is locked
@@ -237,6 +238,8 @@ def train_dpo(
 
     from vlic.processes import ResumeLock
 
+    if cfg.mixed_precision not in ("fp32", "bf16"):
+        raise ValueError(f"mixed_precision must be 'fp32' or 'bf16', got {cfg.mixed_precision!r}")
     accelerator = accelerator or Accelerator()
     args = (checkpoint, images, reward, cfg, resume_dir, reward_name, accelerator, progress, stop_at)
     if resume_dir is None:
@@ -257,9 +260,17 @@ def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, acceler
     accelerator = accelerator or Accelerator()
     rank, device = accelerator.process_index, accelerator.device
     torch.manual_seed(cfg.seed + 1000 * rank)
-    codec_cfg = checkpoint.config
+    crop = checkpoint.model.crop_size
     policy = PolicyForward(copy.deepcopy(checkpoint.model).train(), cfg.train_encoder)
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(policy.codec)
     ref = copy.deepcopy(checkpoint.model).eval().requires_grad_(False).to(device)
+    bf16 = cfg.mixed_precision == "bf16"
+    if bf16:
+        ref = ref.to(torch.bfloat16)  # frozen: half the memory; it runs under the same autocast as the policy
+
+    def autocast():  # torch's own autocast: accelerate's mixed precision is fixed once per process
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     params = [p for p in policy.parameters() if p.requires_grad]
     enc = {id(p) for p in policy.codec.encoder.parameters()}
     groups = [{"params": [p for p in params if id(p) not in enc], "scale": 1.0}]
@@ -298,9 +309,11 @@ def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, acceler
     def refresh(step: int) -> int:
         nonlocal refreshes
         model = unwrapped()
-        x = random_crops(data, codec_cfg.tile, cfg.refresh_size, gen).to(device)
+        x = random_crops(data, crop, cfg.refresh_size, gen).to(device)
         seeds = tuple(int(s) for s in torch.randint(0, 2**30, (2,), generator=gen))
-        a, b = sample_candidates(model, x, cfg.sample_steps, seeds)
+        with autocast():
+            a, b = sample_candidates(model, x, cfg.sample_steps, seeds)
+        a, b = a.float(), b.float()
         originals, aa, bb = _pixel_list(x), _pixel_list(a), _pixel_list(b)
         spread = (a - b).abs().flatten(1).mean(1).mul(127.5).tolist()   # how different the two samples are (0–255)
         batch = collector.submit_batch(
@@ -352,7 +365,7 @@ def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, acceler
             xw = to_tensor([p.winner for p in pairs]).to(device)
             xl = to_tensor([p.loser for p in pairs]).to(device)
             if cfg.dpo_times == "sampler":
-                grid = timesteps(cfg.sample_steps)[:-1]
+                grid = unwrapped().sampler_times(cfg.sample_steps)
                 t = grid[torch.randint(0, len(grid), (B,), generator=gen)].to(device).view(B, 1, 1, 1)
             else:
                 t = torch.sigmoid(torch.randn(B, generator=gen)).to(device).view(B, 1, 1, 1)   # logit-normal(0, 1)
@@ -362,10 +375,12 @@ def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, acceler
             keep = (torch.rand(B, generator=gen) >= cfg.cfg_dropout).float().to(device)
             x_t = torch.cat([(1 - t) * xw + t * eps, (1 - t) * xl + t * eps, (1 - t_o) * x + t_o * eps_o])
             tt = torch.cat([t.view(B), t.view(B), t_o.view(B)])
-            v = policy(x, x_t, tt, keep)
-            with torch.no_grad():
-                rf, rm = ref.condition(ref.quantize(x)[0])
-                v_ref = ref.velocity(x_t[: 2 * B], tt[: 2 * B], torch.cat([rf, rf]), torch.cat([rm, rm]))
+            with autocast():
+                v = policy(x, x_t, tt, keep)
+            with torch.no_grad(), autocast():
+                rc = ref.code_condition(x)
+                v_ref = ref.flow_velocity(x_t[: 2 * B], tt[: 2 * B], cat_conditions(rc, rc)).float()
+            v = v.float()
             terms = diffusion_dpo_loss(eps - xw, v[:B], v_ref[:B], eps - xl, v[B : 2 * B], v_ref[B:], cfg.beta)
             flow = F.mse_loss(v[2 * B :], eps_o - x)
             loss = terms.loss + cfg.flow_weight * flow
@@ -402,8 +417,10 @@ def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, acceler
                      refreshes)
 
 
-def post_trained_checkpoint(base: Checkpoint, result: DPOResult, cfg: DPOConfig, extra: dict | None = None) -> Checkpoint:
-    """The post-trained codec as a checkpoint: policy weights, the pre-trained token prior (not refitted), a summary."""
+def post_trained_checkpoint(base, result: DPOResult, cfg: DPOConfig, extra: dict | None = None):
+    """The post-trained codec as a checkpoint of the base's kind: policy weights, the pre-trained token prior (not
+    refitted), a summary."""
     summary = {"dpo": dataclasses.asdict(cfg), "base_fingerprint": base.fingerprint,
                "seconds": round(result.seconds, 1), "stats": result.stats, **(extra or {})}
-    return Checkpoint(result.model, base.prior, base.rate, {**base.training, "post_training": summary})
+    return dataclasses.replace(base, model=result.model, training={**(base.training or {}), "post_training": summary},
+                               path=None)

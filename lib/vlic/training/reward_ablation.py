@@ -80,8 +80,7 @@ def run_job(job: AblationJob, images: Sequence[np.ndarray], evals: Sequence[Held
         torch.set_num_threads(int(threads))
     t0 = time.perf_counter()
     try:
-        from vlic.codec.checkpoint import load
-        from vlic.codec.image_codec import ImageCodec
+        from vlic.codec.families import image_codec, load
         from vlic.eval.decoder_comparison import decode_patches
         from vlic.judges.cache import VerdictCache
         from vlic.training.dpo_trainer import post_trained_checkpoint, train_dpo
@@ -94,7 +93,7 @@ def run_job(job: AblationJob, images: Sequence[np.ndarray], evals: Sequence[Held
         train_s = time.perf_counter() - t0
         patches, rows, _ = decode_patches(res.model, list(evals), job.patch, tuple(job.eval_seeds), job.sample_steps)
         ck = post_trained_checkpoint(base, res, cfg)
-        codec = ImageCodec(ck)
+        codec = image_codec(ck)
         bpp = {e.photo: None for e in evals}
         cache.close()
         half = max(1, len(res.curves) // 2)
