@@ -27,7 +27,7 @@ def tiny(tmp_path_factory):
     images = [_photo(96, 128, 1), _photo(128, 80, 2)]
     result = pretrain(TINY, TRAIN, images, d / "models" / "codec_tiny.safetensors", rate="tiny",
                       resume_path=d / "codec_tiny.resume.pt", progress=False)
-    other = pretrain(TINY, PretrainConfig(**{**TRAIN.__dict__, "seed": 1}), images, d / "other.safetensors",
+    pretrain(TINY, PretrainConfig(**{**TRAIN.__dict__, "seed": 1}), images, d / "other.safetensors",
                      rate="tiny", progress=False)
     return {"dir": d, "ckpt": d / "models" / "codec_tiny.safetensors", "other": d / "other.safetensors",
             "result": result, "codec": ImageCodec(result.checkpoint), "images": images, "resume": d / "codec_tiny.resume.pt"}

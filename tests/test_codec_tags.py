@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from vlic.cli import main
-from vlic.codec import bitstream
 from vlic.codec.bitstream import (MAX_TAGS, OVERHEAD_BYTES, Container, ContainerError, pack_tags, parse,
                                   tag_block_bytes, unpack_tags)
 from vlic.codec.image_codec import ImageCodec

@@ -173,8 +173,6 @@ def test_fine_tune_rdo_keeps_the_codec_and_rpo_changes_it():
     pool = degraded_pool(clean_px, {"noise": {"sigma": 20.0}})
     y, x = to_tensor(pool["noise"]), to_tensor(clean_px)
     unet = ResidualUNet(width=8)
-    restore = lambda m: (lambda z: m(z))
-    wrap = torch.nn.Module()
     c_rdo, p_rdo, r_rdo, _ = fine_tune(codec, prior, unet, y, x, steps=3, train_codec=False, batch=2)
     c_rpo, p_rpo, r_rpo, curves = fine_tune(codec, prior, unet, y, x, steps=3, train_codec=True, batch=2)
     same = lambda a, b: all(torch.equal(u, v) for u, v in zip(a.state_dict().values(), b.state_dict().values()))

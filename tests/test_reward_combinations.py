@@ -200,7 +200,6 @@ def test_explore_rewards_notebook_runs_headless(tmp_path, repo):
 
     from vlic.data.twoafc import TwoAFCSet, write_bapps
 
-    rng = np.random.default_rng(0)
     refs, p0, p1, human = [], [], [], []
     for k in range(8):
         ref, close, far = _pair(seed=k)
