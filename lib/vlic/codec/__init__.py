@@ -10,4 +10,7 @@ LFQ, sampler, strict loading of the released checkpoints), ``flowmo_check`` (gol
 ``flowmo_checkpoint`` (released .pth or FlowMo + fitted token prior, fingerprint),
 ``flowmo_codec`` (FlowMo tokens ⇄ .vlic, MultiDiffusion tiles), ``flowmo_download`` (released weights + sha256 lock),
 ``flowmo_cli`` (``vlic flowmo check``, ``vlic models download``).
+
+Both families behind one door: ``families`` (load / wrap / save a checkpoint of either kind; what every chapter and
+the CLI use) and ``flow_model`` (the calls post-training and held-out scoring ask of either family's networks).
 """
