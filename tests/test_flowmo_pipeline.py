@@ -128,3 +128,19 @@ def test_memory_estimate_counts_the_released_models_parameters_exactly():
     assert est["weights_bytes"] == n * (4 + 4 + 8 + 2)
     full = memory_estimate(FLOWMO_LO, DPOConfig(batch_size=4))
     assert full["activation_bytes"] > est["activation_bytes"] and full["total_bytes"] > est["total_bytes"]
+
+
+def test_the_cli_finds_an_imported_flowmo_codec_by_the_fingerprint_in_the_file(chain, tmp_path, monkeypatch):
+    """``vlic compress --rate low`` uses models/codec_low.safetensors whatever its family, and ``vlic decompress``
+    without --model finds the FlowMo checkpoint under models/ by the fingerprint the file carries."""
+    from PIL import Image
+
+    from vlic.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "codec_low.safetensors").write_bytes((chain["dir"] / "codec_low.safetensors").read_bytes())
+    Image.fromarray(synthetic_photo(72, 100, 5)).save(tmp_path / "in.png")
+    assert main(["compress", "in.png", "x.vlic", "--rate", "low"]) == 0
+    assert main(["decompress", "x.vlic", "out.png", "--steps", "2"]) == 0
+    assert Image.open(tmp_path / "out.png").size == (100, 72)
