@@ -144,3 +144,24 @@ def test_the_cli_finds_an_imported_flowmo_codec_by_the_fingerprint_in_the_file(c
     assert main(["compress", "in.png", "x.vlic", "--rate", "low"]) == 0
     assert main(["decompress", "x.vlic", "out.png", "--steps", "2"]) == 0
     assert Image.open(tmp_path / "out.png").size == (100, 72)
+
+
+def test_chapter_03s_reward_ablation_runs_post_train_flowmo_and_decode_the_base_bitstreams(chain, tmp_path):
+    from vlic.eval.decoder_comparison import heldout_codes
+    from vlic.judges.factory import VLMSettings
+    from vlic.judges.reward_variants import Roles, parse_variants
+    from vlic.judges.simulated import SimulationSettings
+    from vlic.training.reward_ablation import AblationJob, run_jobs
+
+    ck_path = chain["dir"] / "codec_low.safetensors"
+    base = families.load(ck_path)
+    photos = {"a": synthetic_photo(80, 112, 7)}
+    evals = heldout_codes(families.image_codec(base), photos, {"a": [(0, 0), (16, 48)]})
+    variant = parse_variants(["unanimous:n1:o1"], Roles(vlm="psnr", lpips="ssim"))[0]
+    job = AblationJob(variant, 0, _cfg(steps=2), str(ck_path), str(tmp_path / "cache.sqlite"), SimulationSettings(),
+                      VLMSettings(), patch=32, eval_seeds=(0,), sample_steps=2)
+    out = run_jobs([job], chain["photos"], evals, photos, tmp_path / "runs", base.fingerprint, workers=1,
+                   log=lambda _: None)
+    res = out[(variant.token, 0)]
+    assert res["ok"], res.get("error")
+    assert res["patches"].shape == (2, 32, 32, 3) and res["bpp"]["a"] > 0
