@@ -133,3 +133,16 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     assert start == 3 and untimed(resumed_curves) == untimed(curves)
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_training_times():
+    from vlic.training.flowmo_pretrain import flow_times
+
+    gen = torch.Generator().manual_seed(0)
+    ln, fat, uni = (flow_times(20000, k, gen) for k in ("logit_normal", "fat_logit_normal", "uniform"))
+    assert all(((t > 0) & (t < 1)).all() for t in (ln, fat, uni))
+    # logit-normal(0, 1) rarely reaches the ends; the fat variant puts ~10 % uniform mass there; uniform ~ t itself
+    assert (ln > 0.95).float().mean() < 0.003 < (fat > 0.95).float().mean() < 0.01  # 0.9 · 0.002 + 0.1 · 0.05
+    assert uni.mean().item() == pytest.approx(0.5, abs=0.01) and (uni > 0.95).float().mean().item() == pytest.approx(0.05, abs=0.01)
+    with pytest.raises(ValueError, match="time_sampling"):
+        flow_times(2, "cosine", gen)

@@ -55,6 +55,7 @@ class FlowMoPretrainConfig:
     perceptual: str = "ms_ssim"  # as PretrainConfig: "ms_ssim", "lpips" or "none"
     perceptual_weight: float = 0.5
     cfg_dropout: float = 0.1
+    time_sampling: str = "logit_normal"  # or FlowMo's default "fat_logit_normal" (10 % of t uniform), or "uniform"
     ema_decay: float = 0.995
     entropy_bits: int = 0  # channels per LFQ entropy codeword (FlowMo: 9 of 18); 0 = the largest divisor ≤ 9
     fix_initial_norms: bool = True
@@ -147,6 +148,20 @@ def lfq_losses(code: torch.Tensor, group: int, temperature: float = 0.1, eps: fl
     return sample_entropy - batch_entropy, F.mse_loss(code, sign.detach())
 
 
+def flow_times(n: int, kind: str, gen: torch.Generator) -> torch.Tensor:
+    """Training times t ∈ (0, 1): ``logit_normal`` (sigmoid of a standard normal), FlowMo's ``fat_logit_normal``
+    (the same, with 10 % of the draws uniform) or ``uniform``."""
+    if kind == "uniform":
+        return torch.rand(n, generator=gen)
+    t = torch.sigmoid(torch.randn(n, generator=gen))
+    if kind == "fat_logit_normal":
+        u, fat = torch.rand(n, generator=gen), torch.rand(n, generator=gen) > 0.9
+        return torch.where(fat, u, t)
+    if kind != "logit_normal":
+        raise ValueError(f"time_sampling must be 'logit_normal', 'fat_logit_normal' or 'uniform', got {kind!r}")
+    return t
+
+
 def training_loss(model: FlowMo, x: torch.Tensor, cfg: FlowMoPretrainConfig, perceptual: PerceptualLoss,
                   gen: torch.Generator) -> tuple[torch.Tensor, dict]:
     """The phase-1 loss of a batch ``x`` in [-1, 1]; noise and dropout from the CPU generator ``gen``."""
@@ -156,7 +171,7 @@ def training_loss(model: FlowMo, x: torch.Tensor, cfg: FlowMoPretrainConfig, per
     cond = decoder_condition(q)
     dev = x.device
     keep = (torch.rand(B, generator=gen) >= cfg.cfg_dropout).float().view(B, 1, 1).to(dev)
-    t = torch.sigmoid(torch.randn(B, generator=gen)).to(dev)  # logit-normal(0, 1)
+    t = flow_times(B, cfg.time_sampling, gen).to(dev)
     eps = torch.randn(x.shape, generator=gen).to(dev)
     tt = t.view(B, 1, 1, 1)
     x_t = (1 - tt) * x + tt * eps
@@ -281,3 +296,15 @@ def pretrain_flowmo_job(job: dict) -> FlowMoPretrainResult:
     os.environ.setdefault("OMP_NUM_THREADS", str(job["cfg"].threads or 1))
     return pretrain_flowmo(job["config"], job["cfg"], job["images"], job["out_path"], job.get("resume_path"),
                            progress=job.get("progress", False))
+
+
+def pretrain_flowmo_background(**job):
+    """Start :func:`pretrain_flowmo` (keyword arguments as :func:`pretrain_flowmo_job`) in a worker process of its
+    own and return its :class:`concurrent.futures.Future` (``.result()`` waits). Chapter 02 trains FlowMo-mini this
+    way while the UNet codecs train in their own processes; the worker dies with its parent."""
+    from vlic.processes import worker_pool
+
+    pool = worker_pool(1)
+    future = pool.submit(pretrain_flowmo_job, job)
+    future.add_done_callback(lambda _: pool.shutdown(wait=False))
+    return future
