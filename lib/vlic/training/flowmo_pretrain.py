@@ -29,7 +29,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,8 @@ from vlic.codec.flowmo import FlowMo, FlowMoConfig, decoder_condition
 from vlic.codec.flowmo_checkpoint import FlowMoCheckpoint, save_codec_checkpoint, uniform_prior
 from vlic.codec.flowmo_codec import FlowMoCodec, fit_token_prior
 from vlic.images import to_tensor
-from vlic.training.pretrain import PerceptualLoss, _ema_update, _lr, random_crops, resolve_device
+from vlic.training.pretrain import (PerceptualLoss, _ema_update, _lr, load_resume_state, random_crops, resolve_device,
+                                    save_resume_state)
 
 
 @dataclass(frozen=True)
@@ -213,29 +213,18 @@ def train_flowmo(config: FlowMoConfig, cfg: FlowMoPretrainConfig, images: list[n
     curves: list[dict] = []
     start, elapsed = 0, 0.0
     key = _state_key(config, cfg)
-    resume_path = Path(resume_path) if resume_path else None
-    if resume_path and resume_path.is_file():
-        state = torch.load(resume_path, map_location="cpu", weights_only=False)
-        if state.get("key") == key:
-            model.load_state_dict(state["model"]), ema.load_state_dict(state["ema"]), opt.load_state_dict(state["opt"])
-            gen.set_state(state["gen"])
-            norms = state["norms"]
-            curves, start, elapsed = state["curves"], state["step"], state["seconds"]
-        else:
-            print(f"resume state '{resume_path}' was made with another configuration: training from scratch")
+    state = load_resume_state(resume_path, key)
+    if state is not None:
+        model.load_state_dict(state["model"]), ema.load_state_dict(state["ema"]), opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"])
+        norms = state["norms"]
+        curves, start, elapsed = state["curves"], state["step"], state["seconds"]
     resumed_from = start
 
     def save_state(step: int, seconds: float) -> None:
-        if not resume_path:
-            return
-        resume_path.parent.mkdir(parents=True, exist_ok=True)
-        ignore = resume_path.parent / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("# training resume states (vlic.training): scratch, not versioned\n*\n")
-        tmp = resume_path.with_name(resume_path.name + ".tmp")
-        torch.save({"key": key, "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                    "gen": gen.get_state(), "norms": norms, "curves": curves, "step": step, "seconds": seconds}, tmp)
-        tmp.replace(resume_path)
+        save_resume_state(resume_path, {"key": key, "model": model.state_dict(), "ema": ema.state_dict(),
+                                        "opt": opt.state_dict(), "gen": gen.get_state(), "norms": norms,
+                                        "curves": curves, "step": step, "seconds": seconds})
 
     t0 = time.perf_counter()
     model.train()

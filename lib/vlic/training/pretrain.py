@@ -159,6 +159,33 @@ def training_loss(model: DiffusionCodec, x: torch.Tensor, cfg: PretrainConfig, p
     return loss, parts
 
 
+def load_resume_state(path: str | Path | None, key: str) -> dict | None:
+    """A training resume state saved by :func:`save_resume_state` under ``key`` (the configuration it belongs to);
+    None if there is none, or — said once — if it belongs to another configuration."""
+    if not path or not Path(path).is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("key") == key:
+        return state
+    print(f"resume state '{path}' was made with another configuration: training from scratch")
+    return None
+
+
+def save_resume_state(path: str | Path | None, state: dict) -> None:
+    """Save a training resume state atomically (temporary file + rename) into a folder git ignores: resume states
+    are scratch, never versioned (git) nor declared (DVC)."""
+    if not path:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ignore = path.parent / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# training resume states (vlic.training): scratch, not versioned\n*\n")
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
 def _state_key(codec_cfg: CodecConfig, cfg: PretrainConfig) -> str:
     keep = {k: v for k, v in dataclasses.asdict(cfg).items()
             if k not in ("threads", "checkpoint_every", "log_every", "device")}
@@ -181,27 +208,17 @@ def train_autoencoder(codec_cfg: CodecConfig, cfg: PretrainConfig, images: list[
     curves: list[dict] = []
     start, elapsed = 0, 0.0
     key = _state_key(codec_cfg, cfg)
-    resume_path = Path(resume_path) if resume_path else None
-    if resume_path and resume_path.is_file():
-        state = torch.load(resume_path, map_location="cpu", weights_only=False)
-        if state.get("key") == key:
-            model.load_state_dict(state["model"]), ema.load_state_dict(state["ema"]), opt.load_state_dict(state["opt"])
-            gen.set_state(state["gen"])
-            curves, start, elapsed = state["curves"], state["step"], state["seconds"]
-        else:
-            print(f"resume state '{resume_path}' was made with another configuration: training from scratch")
+    state = load_resume_state(resume_path, key)
+    if state is not None:
+        model.load_state_dict(state["model"]), ema.load_state_dict(state["ema"]), opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"])
+        curves, start, elapsed = state["curves"], state["step"], state["seconds"]
     resumed_from = start
 
     def save_state(step: int, seconds: float) -> None:
-        if resume_path:
-            resume_path.parent.mkdir(parents=True, exist_ok=True)
-            ignore = resume_path.parent / ".gitignore"
-            if not ignore.exists():  # resume states are scratch: never versioned (git) nor declared (DVC)
-                ignore.write_text("# training resume states (vlic.training.pretrain): scratch, not versioned\n*\n")
-            tmp = resume_path.with_name(resume_path.name + ".tmp")
-            torch.save({"key": key, "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                        "gen": gen.get_state(), "curves": curves, "step": step, "seconds": seconds}, tmp)
-            tmp.replace(resume_path)
+        save_resume_state(resume_path, {"key": key, "model": model.state_dict(), "ema": ema.state_dict(),
+                                        "opt": opt.state_dict(), "gen": gen.get_state(), "curves": curves,
+                                        "step": step, "seconds": seconds})
 
     t0 = time.perf_counter()
     model.train()
