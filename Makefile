@@ -49,9 +49,9 @@ data-paper: data  ## PAPER profile: download Kodak, CLIC 2020 valid, BAPPS 2AFC 
 	$(BIN)/vlic data download bapps_2afc_val
 	$(BIN)/dvc commit --force raw
 
-# the paper profile's chapters: 01–05 on FlowMo (chapters 06 and 07 fine-tune the laptop codec's own parts and stop
+# the paper profile's chapters: 01–06 on FlowMo (chapter 07's RPO fine-tunes the laptop codec's own parts and stops
 # at once under codec.family: flowmo — README "Starting from the released FlowMo models")
-PAPER_STAGES = validate_judges reward_ablations evaluate
+PAPER_STAGES = validate_judges reward_ablations evaluate machine_vision
 study-paper: install  ## PAPER profile: run the study with params/paper.yaml's overrides as a DVC experiment (GPU, VLM)
 	$(BIN)/dvc exp run $$($(BIN)/vlic params set-args params/paper.yaml) $(PAPER_STAGES)
 	$(BIN)/dvc metrics show

@@ -1,6 +1,7 @@
 """``dvc exp run`` of the paper's chain with the paper profile's codec section (``codec.family: flowmo``) pointed at
 tiny FlowMo checkpoints in the released ``.pth`` layout, on CPU: raw → data → pretrain (import the checkpoints, fit
-the token prior) → dpo (Diffusion-DPO of FlowMo) → evaluate (chapter 05 on the FlowMo codecs). The repository is
+the token prior) → dpo (Diffusion-DPO of FlowMo) → evaluate (chapter 05 on the FlowMo codecs) → machine_vision
+(chapter 06's machine tasks on the FlowMo codecs; its laptop-codec fine-tunes recorded as not built). The repository is
 copied to a temporary git repository whose params.yaml carries the smoke runs' tiny settings
 (``tests/smoke_params``), so the experiment takes a minute, not the study's half hour."""
 
@@ -22,7 +23,7 @@ from vlic.config import set_args
 from vlic.pipeline import feeds
 
 REPO = Path(__file__).resolve().parents[1]
-CHAIN = ("data", "pretrain", "dpo", "evaluate")
+CHAIN = ("data", "pretrain", "dpo", "evaluate", "machine_vision")
 TINY = dict(patch_size=8, mup_width=1, enc_mup_width=1, code_length=16, enc_depth=1, dec_depth=1, hidden_size=256,
             num_heads=4, axes_dim=(8, 24, 32), mlp_ratio=2.0, image_size=64, sample_steps=2)
 EXTRA = {"dpo": {"pretrain_seeds": "0"}}   # the released models are one pre-training each: no replicates to post-train
@@ -75,7 +76,7 @@ def test_dvc_exp_run_of_the_paper_chain_on_tiny_flowmo_checkpoints(tmp_path):
     run = lambda *cmd: subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)  # noqa: E731
     for cmd in (("git", "init", "-q"), ("git", "add", "-A"), ("git", "commit", "-qm", "tiny")):
         assert run(*cmd).returncode == 0
-    done = run("dvc", "exp", "run", *set_args(override, repo / "params.yaml"), "evaluate")
+    done = run("dvc", "exp", "run", *set_args(override, repo / "params.yaml"), "evaluate", "machine_vision")
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
 
     pretrain = json.loads((repo / "results" / "pretrain.json").read_text())
@@ -89,5 +90,8 @@ def test_dvc_exp_run_of_the_paper_chain_on_tiny_flowmo_checkpoints(tmp_path):
     ev = json.loads((repo / "results" / "eval.json").read_text())
     learned = {row["codec"] for row in ev["table"] if row["family"] == "learned"}
     assert {"vlic", "vlic-dpo"} <= learned
+    machine = json.loads((repo / "results" / "machine.json").read_text())
+    assert {"vlic", "vlic-dpo"} <= {row["codec"] for row in machine["table"]}
+    assert "FlowMo" in machine["not_available"]["fine-tuning"]
     exps = run("dvc", "exp", "show", "--json")
     assert exps.returncode == 0 and "codec.family" not in exps.stderr
