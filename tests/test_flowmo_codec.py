@@ -80,6 +80,17 @@ def test_tokens_survive_the_bitstream_and_seeds_are_deterministic(tiny):
     assert not np.array_equal(a, codec.decompress(result.data, steps=1, seed=4))
 
 
+def test_tags_are_carried_in_the_file_and_do_not_change_the_decode(tiny):
+    codec = tiny["codec"]
+    img = _photo(100, 180, 6)
+    plain, tagged = codec.compress(img), codec.compress(img, tags=[285, 281])
+    assert parse(tagged.data).tags == (285, 281) and tagged.tags == (285, 281) and parse(plain.data).tags is None
+    assert tagged.bytes - plain.bytes == tagged.tag_bytes > 0
+    assert np.array_equal(codec.decompress(plain.data, steps=1), codec.decompress(tagged.data, steps=1))
+    with pytest.raises(ValueError):
+        codec.compress(img, tags=[1000])  # not an ImageNet class: refused before the encode
+
+
 def test_small_images_are_padded_to_one_tile(tiny):
     codec = tiny["codec"]
     img = _photo(100, 180, 5)

@@ -159,8 +159,12 @@ class FlowMoCodec:
 
     @torch.no_grad()
     def compress(self, pixels: np.ndarray, mode: str = "RGB", tile: int | None = None, overlap: int = 8,
-                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Compressed:
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS, tags=None) -> Compressed:
+        """``tags``: as :meth:`vlic.codec.image_codec.ImageCodec.compress` — coded in the file for its consumers (a
+        machine task, ``vlic info``); FlowMo's decoder has no tag conditioning, so decoding does not use them."""
         t0 = time.perf_counter()
+        if tags is not None:
+            bitstream.pack_tags(tags)   # refuse bad tags before the encode
         H, W = pixels.shape[:2]
         if H > 65535 or W > 65535:
             raise ValueError(f"image {W}×{H} is larger than the .vlic limit of 65535 pixels a side")
@@ -178,8 +182,8 @@ class FlowMoCodec:
         crc = bitstream.content_crc(self.fingerprint, W, H, mode, self.downsample, self.side, tile, overlap,
                                     grid.numpy())  # a wrong decode is caught, not drawn (as vlic.codec.image_codec)
         c = Container(self.fingerprint, W, H, mode, self.downsample, self.side, tile, overlap,
-                      bitstream.words_to_bytes(coder.words()), tokens_crc=crc)
-        return Compressed(c.to_bytes(), W, H, coder.ideal_bits, time.perf_counter() - t0, int(bits.numel()))
+                      bitstream.words_to_bytes(coder.words()), tokens_crc=crc, tags=None if tags is None else tuple(tags))
+        return Compressed(c.to_bytes(), W, H, coder.ideal_bits, time.perf_counter() - t0, int(bits.numel()), c.tags)
 
     def check(self, c: Container, name: str = "<bytes>", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         if c.fingerprint != self.fingerprint:
