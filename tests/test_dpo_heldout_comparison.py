@@ -42,7 +42,8 @@ def test_same_bitstream_same_seed_and_rates():
 
 
 def test_the_rd_harness_names_step_counts_and_scores_shared_pixels_once():
-    from vlic.eval.benchmark import learned_reconstructions, score_mean_heads, score_reconstructions
+    from vlic.eval.benchmark import (MEAN_HEAD_FAMILY, learned_reconstructions, mean_head_rows, score_mean_heads,
+                                     score_reconstructions)
     from vlic.eval.decoder_comparison import decode_patches, heldout_codes
 
     torch.manual_seed(0)
@@ -64,6 +65,12 @@ def test_the_rd_harness_names_step_counts_and_scores_shared_pixels_once():
     df = score_reconstructions(one, photos, scorer)
     assert len(df) == 2 and len(calls) == 1 and df.mse.nunique() == 1
     assert score_mean_heads(one, photos, scorer).columns.tolist() == ["codec", "rate_point", "photo", "mse"]
+    mu = mean_head_rows(several, photos, scorer, lambda px: {"mean": float(px.mean())})   # μ: a system of its own
+    assert len(mu) == 1 and mu.codec[0] == "vlic μ" and mu.family[0] == MEAN_HEAD_FAMILY and mu.steps[0] == 0
+    assert mu.bpp[0] == several.rows[0]["bpp"] and mu.bytes[0] == several.rows[0]["bytes"]  # the same file
+    mu_px = several.mean_heads[("vlic", "low", "p")]
+    assert mu.mse[0] == scorer(photos["p"], mu_px)["mse"] and mu["mean"][0] == float(mu_px.mean())
+    assert not np.array_equal(mu_px, several.pixels[("vlic (1 steps)", "low", "p", 0)])
     # the held-out path decodes the same codes to the same pixels the harness shows
     held = heldout_codes(codec, photos, {"p": [(0, 0), (16, 8)]})
     patches, rows, kept = decode_patches(model, held, 16, (0,), 2, keep_photos=("p",))

@@ -102,11 +102,35 @@ def score_reconstructions(rec: Reconstructions, photos: dict[str, np.ndarray], f
     return pd.DataFrame(scored)
 
 
-def score_mean_heads(rec: Reconstructions, photos: dict[str, np.ndarray], full_reference: Callable) -> pd.DataFrame:
+def score_mean_heads(rec: Reconstructions, photos: dict[str, np.ndarray], full_reference: Callable,
+                     no_reference: Callable | None = None) -> pd.DataFrame:
     """The learned codecs' deterministic mean-head reconstructions μ (same files, no sampling), scored: one row per
     (codec, rate point, photo)."""
-    return pd.DataFrame([{"codec": c, "rate_point": rp, "photo": p, **full_reference(photos[p], px)}
+    return pd.DataFrame([{"codec": c, "rate_point": rp, "photo": p, **full_reference(photos[p], px),
+                          **(no_reference(px) if no_reference else {})}
                          for (c, rp, p), px in rec.mean_heads.items()])
+
+
+MEAN_HEAD_FAMILY = "learned, mean head μ"
+
+
+def mean_head_rows(rec: Reconstructions, photos: dict[str, np.ndarray], full_reference: Callable,
+                   no_reference: Callable | None = None) -> pd.DataFrame:
+    """The mean heads μ as systems of their own, in the rows of :func:`score_reconstructions`: ``"<codec> μ"`` decodes
+    the **same file** as ``<codec>`` (its bpp, bytes and encode/entropy-decode times) with the deterministic mean head
+    instead of sampling (``steps`` 0, ``decode_seconds`` 0: μ comes out of the latent decoder). One row per (codec,
+    rate point, photo); none for codecs without a mean head (FlowMo)."""
+    files = {}
+    for row in rec.rows:   # the file's facts, from its first decoded row (a step-count suffix is not part of the name)
+        files.setdefault((row["codec"].split(" (")[0], row["rate_point"], row["photo"]), row)
+    out = []
+    for r in score_mean_heads(rec, photos, full_reference, no_reference).to_dict("records"):
+        file_row = files.get((r["codec"], r["rate_point"], r["photo"]))
+        if file_row is None:
+            raise ValueError(f"mean head of {r['codec']}@{r['rate_point']} on '{r['photo']}' has no file row")
+        out.append(file_row | r | {"codec": f"{r['codec']} μ", "family": MEAN_HEAD_FAMILY, "seed": 0, "steps": 0,
+                                   "decode_seconds": 0.0})
+    return pd.DataFrame(out)
 
 
 def _resize(px: np.ndarray, width: int, height: int) -> np.ndarray:
