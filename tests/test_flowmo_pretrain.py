@@ -103,7 +103,7 @@ def test_checkpoint_round_trips_through_the_codec_and_cli(tmp_path):
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    import vlic.training.flowmo_pretrain as fp
+    import vlic.training.pretrain as fp   # the training loop FlowMo shares with the UNet codec
 
     cfg = FlowMoPretrainConfig(steps=6, batch_size=4, warmup=2, threads=1, checkpoint_every=3, perceptual_weight=0.0)
     config = mini_config(4, **TINY)

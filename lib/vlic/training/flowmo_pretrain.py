@@ -26,7 +26,6 @@ Resumable like :mod:`vlic.training.pretrain`: every ``checkpoint_every`` steps t
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import time
@@ -36,14 +35,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from vlic.codec.flowmo import FlowMo, FlowMoConfig, decoder_condition
 from vlic.codec.flowmo_checkpoint import FlowMoCheckpoint, save_codec_checkpoint, uniform_prior
 from vlic.codec.flowmo_codec import FlowMoCodec, fit_token_prior
 from vlic.images import to_tensor
-from vlic.training.pretrain import (PerceptualLoss, _ema_update, _lr, load_resume_state, random_crops, resolve_device,
-                                    save_resume_state)
+from vlic.training.pretrain import PerceptualLoss, resolve_device, training_loop
 
 
 @dataclass(frozen=True)
@@ -203,57 +200,21 @@ def train_flowmo(config: FlowMoConfig, cfg: FlowMoPretrainConfig, images: list[n
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     model = flowmo_init_(FlowMo(config)).to(device)
-    ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.95))
     fixed = _norm_fixed_weights(model) if cfg.fix_initial_norms else {}
-    norms = {n: w.detach().norm() for n, w in fixed.items()}
-    gen = torch.Generator().manual_seed(cfg.seed)
+    extra = {"norms": {n: w.detach().norm() for n, w in fixed.items()}}   # restored with a resume state
     perceptual = PerceptualLoss(cfg.perceptual if cfg.perceptual_weight else "none", device)
-    data = [to_tensor(im)[0] for im in images]
-    curves: list[dict] = []
-    start, elapsed = 0, 0.0
-    key = _state_key(config, cfg)
-    state = load_resume_state(resume_path, key)
-    if state is not None:
-        model.load_state_dict(state["model"]), ema.load_state_dict(state["ema"]), opt.load_state_dict(state["opt"])
-        gen.set_state(state["gen"])
-        norms = state["norms"]
-        curves, start, elapsed = state["curves"], state["step"], state["seconds"]
-    resumed_from = start
 
-    def save_state(step: int, seconds: float) -> None:
-        save_resume_state(resume_path, {"key": key, "model": model.state_dict(), "ema": ema.state_dict(),
-                                        "opt": opt.state_dict(), "gen": gen.get_state(), "norms": norms,
-                                        "curves": curves, "step": step, "seconds": seconds})
+    @torch.no_grad()
+    def fix_norms() -> None:   # FlowMo's norm fixing: these weights keep their initial norms
+        for n, w in fixed.items():
+            w.mul_(extra["norms"][n] / w.norm())
 
-    t0 = time.perf_counter()
-    model.train()
-    bar = tqdm(range(start, cfg.steps), desc=f"train FlowMo ({config.context_dim} bits × {config.code_length} tokens)",
-               disable=not progress, initial=start, total=cfg.steps)
-    for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, cfg)
-        x = random_crops(data, config.image_size, cfg.batch_size, gen).to(device)
-        loss, parts = training_loss(model, x, cfg, perceptual, gen)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"FlowMo training loss became {loss.item()} at step {step}: lower the learning rate")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            for n, w in fixed.items():
-                w.mul_(norms[n] / w.norm())
-        _ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
-        if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            parts = {k: v.item() for k, v in parts.items()}
-            curves.append({"step": step, **{k: round(v, 6) for k, v in parts.items()},
-                           "lr": round(_lr(step, cfg), 7), "seconds": round(elapsed + time.perf_counter() - t0, 2)})
-            bar.set_postfix(loss=f"{parts['loss']:.4f}", flow=f"{parts['flow_loss']:.3f}")
-        if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-            save_state(step + 1, elapsed + time.perf_counter() - t0)
-    seconds = time.perf_counter() - t0
-    save_state(cfg.steps, elapsed + seconds)
+    ema, curves, seconds, resumed_from = training_loop(
+        model, opt, cfg, [to_tensor(im)[0] for im in images], config.image_size,
+        lambda m, x, gen: training_loss(m, x, cfg, perceptual, gen), _state_key(config, cfg), resume_path,
+        f"train FlowMo ({config.context_dim} bits × {config.code_length} tokens)", progress,
+        after_step=fix_norms, extra=extra, name="FlowMo training")
     return ema.cpu().eval(), curves, seconds, resumed_from
 
 

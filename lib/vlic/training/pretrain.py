@@ -192,50 +192,51 @@ def _state_key(codec_cfg: CodecConfig, cfg: PretrainConfig) -> str:
     return json.dumps({"codec": json.loads(codec_cfg.to_json()), "train": keep}, sort_keys=True)
 
 
-def train_autoencoder(codec_cfg: CodecConfig, cfg: PretrainConfig, images: list[np.ndarray],
-                      resume_path: str | Path | None = None, progress: bool = True):
-    """Phase 1. Returns (EMA model, curve rows, seconds spent in this call, step resumed from)."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
-    model = DiffusionCodec(codec_cfg).to(device, memory_format=torch.channels_last)
+def training_loop(model: torch.nn.Module, opt: torch.optim.Optimizer, cfg, data: list[torch.Tensor], crop: int,
+                  loss_fn, key: str, resume_path: str | Path | None, desc: str, progress: bool = True,
+                  prepare=None, after_step=None, extra: dict | None = None, name: str = "training"):
+    """The pre-training loop of both codec families (the UNet codec here, FlowMo in
+    :mod:`vlic.training.flowmo_pretrain`): seeded random crops, ``loss_fn(model, x, gen) → (loss, parts)``, warm-up +
+    cosine lr (``_lr``), gradient clipping, EMA, curve rows every ``cfg.log_every`` steps, and a resume state every
+    ``cfg.checkpoint_every`` steps (:func:`save_resume_state`, checked against ``key``). ``prepare``: applied to each
+    batch on the device; ``after_step``: called after every optimizer step; ``extra``: further state saved and restored
+    with the resume state (its values updated in place). Returns (EMA model on the device, curve rows, seconds spent
+    in this call, step resumed from)."""
+    device = next(model.parameters()).device
     ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(cfg.seed)
-    perceptual = PerceptualLoss(cfg.perceptual, device)
-    data = [to_tensor(im)[0] for im in images]
+    extra = {} if extra is None else extra
     curves: list[dict] = []
     start, elapsed = 0, 0.0
-    key = _state_key(codec_cfg, cfg)
     state = load_resume_state(resume_path, key)
     if state is not None:
         model.load_state_dict(state["model"]), ema.load_state_dict(state["ema"]), opt.load_state_dict(state["opt"])
         gen.set_state(state["gen"])
+        extra.update({k: state[k] for k in extra})
         curves, start, elapsed = state["curves"], state["step"], state["seconds"]
     resumed_from = start
 
     def save_state(step: int, seconds: float) -> None:
         save_resume_state(resume_path, {"key": key, "model": model.state_dict(), "ema": ema.state_dict(),
-                                        "opt": opt.state_dict(), "gen": gen.get_state(), "curves": curves,
+                                        "opt": opt.state_dict(), "gen": gen.get_state(), **extra, "curves": curves,
                                         "step": step, "seconds": seconds})
 
     t0 = time.perf_counter()
     model.train()
-    bar = tqdm(range(start, cfg.steps), desc=f"train codec ({codec_cfg.bits_per_pixel_raw:.3f} bpp raw)",
-               disable=not progress, initial=start, total=cfg.steps)
+    bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, initial=start, total=cfg.steps)
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = _lr(step, cfg)
-        x = random_crops(data, codec_cfg.tile, cfg.batch_size, gen).to(device).contiguous(
-            memory_format=torch.channels_last)
-        loss, parts = training_loss(model, x, cfg, perceptual, gen)
+        x = random_crops(data, crop, cfg.batch_size, gen).to(device)
+        loss, parts = loss_fn(model, x if prepare is None else prepare(x), gen)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at step {step}: lower the learning rate")
+            raise FloatingPointError(f"{name} loss became {loss.item()} at step {step}: lower the learning rate")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if after_step is not None:
+            after_step()
         _ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             parts = {k: v.item() for k, v in parts.items()}
@@ -246,6 +247,24 @@ def train_autoencoder(codec_cfg: CodecConfig, cfg: PretrainConfig, images: list[
             save_state(step + 1, elapsed + time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
     save_state(cfg.steps, elapsed + seconds)
+    return ema, curves, seconds, resumed_from
+
+
+def train_autoencoder(codec_cfg: CodecConfig, cfg: PretrainConfig, images: list[np.ndarray],
+                      resume_path: str | Path | None = None, progress: bool = True):
+    """Phase 1. Returns (EMA model, curve rows, seconds spent in this call, step resumed from)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    model = DiffusionCodec(codec_cfg).to(device, memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    perceptual = PerceptualLoss(cfg.perceptual, device)
+    ema, curves, seconds, resumed_from = training_loop(
+        model, opt, cfg, [to_tensor(im)[0] for im in images], codec_cfg.tile,
+        lambda m, x, gen: training_loss(m, x, cfg, perceptual, gen), _state_key(codec_cfg, cfg), resume_path,
+        f"train codec ({codec_cfg.bits_per_pixel_raw:.3f} bpp raw)", progress,
+        prepare=lambda x: x.contiguous(memory_format=torch.channels_last))
     ema = ema.to("cpu", memory_format=torch.contiguous_format).eval()
     return ema, curves, seconds, resumed_from
 
