@@ -129,10 +129,31 @@ def test_encoder_learning_rate_scale_zero_keeps_the_encoder(tiny, photos):
 
 
 def test_dpo_times_at_the_samplers_steps(tiny, photos):
-    res = train_dpo(tiny, photos, closer_wins, _cfg(dpo_times="sampler", steps=2), progress=False)
+    res = train_dpo(tiny, photos, closer_wins, _cfg(dpo_times="sampler", sample_steps=2, steps=2), progress=False)
     assert res.curves[0]["dpo_loss"] == pytest.approx(np.log(2), abs=1e-6) and len(res.curves) == 2
     with pytest.raises(ValueError, match="dpo_times"):
         train_dpo(tiny, photos, closer_wins, _cfg(dpo_times="uniform"), progress=False)
+
+
+def test_one_step_sampler_times_are_refused_in_one_line(tiny, photos):
+    """At t = 1 winner and loser share their noisy input: the only time of a 1-step sampler from noise is refused."""
+    with pytest.raises(ValueError, match="t = 1.*no preference") as e:
+        train_dpo(tiny, photos, closer_wins, _cfg(dpo_times="sampler", sample_steps=1), progress=False)
+    assert "\n" not in str(e.value)
+    # a 1-step sampler that starts below t = 1 trains at t₀, where x_t depends on the sample: accepted
+    import dataclasses
+
+    started = Checkpoint(DiffusionCodec(dataclasses.replace(TINY, sample_start=0.5)), tiny.prior, rate="tiny")
+    started.model.load_state_dict(tiny.model.state_dict())
+    res = train_dpo(started, photos, closer_wins, _cfg(dpo_times="sampler", sample_steps=1, steps=1), progress=False)
+    assert len(res.curves) == 1
+
+
+def test_frozen_latent_decoder_keeps_the_mean_head(tiny, photos):
+    res = train_dpo(tiny, photos, closer_wins, _cfg(latent_decoder_lr_scale=0.0, steps=3), progress=False)
+    lat = dict(tiny.model.latent_decoder.named_parameters())
+    assert all(torch.equal(p, lat[n]) for n, p in res.model.latent_decoder.named_parameters())
+    assert not torch.equal(res.model.flow.inp.weight, tiny.model.flow.inp.weight)
 
 
 def test_unanimous_reward_keeps_only_agreeing_pairs_and_uses_the_cache(photos):
@@ -160,3 +181,39 @@ def test_win_rate_counts_ties_half_and_bootstraps_by_cluster():
     assert clustered.clusters == 25 and (clustered.ci_high - clustered.ci_low) > (w.ci_high - w.ci_low)
     with pytest.raises(ValueError, match="scores"):
         win_rate([2.0])
+
+
+def _heldout_psnr_winrate(policy, base, photos, seeds=(0, 1, 2, 3)) -> float:
+    """Share of (photo, seed) where ``policy`` decodes the base's codes closer to the photo (PSNR) than ``base``, with
+    the same noise; ties count half."""
+    from vlic.codec.quality import psnr
+    from vlic.codec.sampling import sample
+    from vlic.images import to_pixels, to_tensor
+
+    wins = []
+    with torch.no_grad():
+        for px in photos:
+            codes = base.encode(to_tensor(px))
+            for seed in seeds:
+                a, b = (to_pixels(sample(m, *m.condition_from_codes(codes), steps=2, seed=seed, tile=None))[0]
+                        for m in (policy, base))
+                pa, pb = psnr(px, a), psnr(px, b)
+                wins.append(0.5 if pa == pb else float(pa > pb))
+    return float(np.mean(wins))
+
+
+def test_dpo_learns_the_psnr_oracle_and_the_flipped_oracle_goes_the_other_way(tiny, photos):
+    """The oracle check of the recipe, on held-out photos: DPO with PSNR as the reward must decode the same codes
+    closer to the originals than the base decoder, and with the preference flipped, further."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:64, 0:64] / 64.0
+    heldout = [np.clip((np.stack([np.cos(3 * xx * k), np.sin(7 * yy + k), np.cos(2 * (xx - yy))], -1) * 0.4 + 0.5
+                        + 0.1 * rng.standard_normal((64, 64, 3))) * 255, 0, 255).astype(np.uint8) for k in (1, 2)]
+    cfg = _cfg(steps=24, batch_size=4, lr=1e-4, refresh_every=6, refresh_size=8, min_pairs=4, sample_steps=2,
+               dpo_times="sampler", encoder_lr_scale=0.0, latent_decoder_lr_scale=0.0, flow_weight=0.0)
+    rates = {}
+    for judge in ("psnr", "flipped(psnr)"):
+        reward = UnanimousReward([make_judge(judge)], VerdictCache(None), seeds=1, orders=1)
+        res = train_dpo(tiny, photos, reward, cfg, progress=False)
+        rates[judge] = _heldout_psnr_winrate(res.model, tiny.model, heldout)
+    assert rates["psnr"] > 0.5 > rates["flipped(psnr)"], rates

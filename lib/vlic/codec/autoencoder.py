@@ -45,6 +45,8 @@ class CodecConfig:
     prior_layers: int = 2
     prior_heads: int = 4
     prior_block: int = 16  # the prior codes the latent in blocks of prior_block × prior_block positions
+    sample_steps: int = 1  # the decoder's default sampler (vlic.codec.sampling): Euler steps …
+    sample_start: float = 1.0  # … from t₀ = sample_start, x_t₀ = (1 − t₀)·μ + t₀·ε (1: from pure noise)
 
     def __post_init__(self) -> None:
         for name in ("downsample", "patch"):
@@ -55,6 +57,9 @@ class CodecConfig:
             raise ValueError(f"downsample {self.downsample} must be ≥ patch {self.patch}")
         if self.downsample < self.patch * 2 ** (len(self.flow_widths) - 1):
             raise ValueError(f"downsample {self.downsample} must be ≥ patch × the UNet stride ({self.patch} × {2 ** (len(self.flow_widths) - 1)})")
+        if self.sample_steps < 1 or not 0.0 < self.sample_start <= 1.0:
+            raise ValueError(f"the default sampler needs sample_steps ≥ 1 and 0 < sample_start ≤ 1, got "
+                             f"{self.sample_steps} and {self.sample_start}")
         if self.tile % self.downsample:
             raise ValueError(f"tile {self.tile} must be a multiple of downsample {self.downsample} and of the UNet stride")
 
@@ -258,11 +263,10 @@ class DiffusionCodec(nn.Module):
 
         return sample(self, *condition, steps=steps, seed=seed, tile=None)
 
-    @staticmethod
-    def sampler_times(steps: int) -> torch.Tensor:
+    def sampler_times(self, steps: int) -> torch.Tensor:
         from vlic.codec.sampling import timesteps
 
-        return timesteps(steps)[:-1]
+        return timesteps(steps, start=self.config.sample_start)[:-1]
 
     def _check(self, x: torch.Tensor) -> None:
         f = self.config.downsample

@@ -142,6 +142,11 @@ class ImageCodec:
     def config(self):
         return self.model.config
 
+    @property
+    def default_steps(self) -> int:
+        """The decoder's default Euler steps (its configuration's ``sample_steps``; it starts at ``sample_start``)."""
+        return self.config.sample_steps
+
     @torch.no_grad()
     def compress(self, pixels: np.ndarray, mode: str = "RGB", tile: int | None = None, overlap: int = 8,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS, tags=None) -> Compressed:
@@ -243,12 +248,12 @@ class ImageCodec:
     @torch.no_grad()
     def sample(self, c: Container, features: torch.Tensor, mean: torch.Tensor, steps: int = 4, seed: int = 0,
                tile: int | None | str = "file", overlap: int | None = None, cfg_scale: float = 1.0, shift: float = 1.0,
-               progress: bool = False) -> np.ndarray:
+               progress: bool = False, start: float | None = None) -> np.ndarray:
         """Seeded Euler sampling from decoded conditioning → uint8 pixels. ``tile="file"``: the container's layout;
-        ``None``: the whole image in one pass."""
+        ``None``: the whole image in one pass. ``start``: the sampler's first time t₀ (None: the codec's default)."""
         x = sample(self.model, features, mean, steps=steps, seed=seed, cfg_scale=cfg_scale,
                    tile=c.tile if tile == "file" else tile, overlap=c.overlap if overlap is None else overlap,
-                   shift=shift, progress=progress)
+                   shift=shift, progress=progress, start=start)
         return to_pixels(x[0, :, : c.height, : c.width])
 
     def decompress(self, data: bytes | Container, steps: int = 4, seed: int = 0, tile: int | None | str = "file",

@@ -54,10 +54,14 @@ class VLMSettings:
 
 
 def make_judge(name: str, vlm: VLMSettings | None = None, batch_size: int = 64, sim=None) -> Judge:
-    """``name`` is a metric from :data:`vlic.judges.metric.METRICS`, ``vlm`` (then ``vlm`` settings are used) or
-    ``sim_vlm(<metric>)`` (then ``sim``, a :class:`~vlic.judges.simulated.SimulationSettings`, or its defaults)."""
+    """``name`` is a metric from :data:`vlic.judges.metric.METRICS`, ``vlm`` (then ``vlm`` settings are used),
+    ``sim_vlm(<metric>)`` (then ``sim``, a :class:`~vlic.judges.simulated.SimulationSettings`, or its defaults) or
+    ``flipped(<any of these>)`` (its verdicts negated: the anti-oracle of :mod:`vlic.judges.oracle`)."""
+    from vlic.judges.oracle import FlippedJudge, flipped_inner, is_flipped
     from vlic.judges.simulated import SimulatedVLMJudge, is_simulated, simulated_metric
 
+    if is_flipped(name):
+        return FlippedJudge(make_judge(flipped_inner(name), vlm, batch_size, sim))
     if is_simulated(name):
         return SimulatedVLMJudge(simulated_metric(name), sim, batch_size=batch_size)
     if name in METRICS:
@@ -85,8 +89,11 @@ def make_judge(name: str, vlm: VLMSettings | None = None, batch_size: int = 64, 
 
 def availability(name: str, vlm: VLMSettings | None = None) -> str | None:
     """None if judge ``name`` can be built here, else the plain reason ("not configured", "not available offline …")."""
+    from vlic.judges.oracle import flipped_inner, is_flipped
     from vlic.judges.simulated import NAME
 
+    if is_flipped(name):
+        return availability(flipped_inner(name), vlm)
     if name == "vlm":
         return None if (vlm and vlm.configured) else "not configured"
     m = NAME.match(name or "")

@@ -36,11 +36,12 @@ def pretrained_path(models_dir: str | Path, rate: str, pretrain_seed: int) -> Pa
     return Path(models_dir) / "replicates" / f"codec_{rate}_seed{int(pretrain_seed)}.safetensors"
 
 
-def replicate(values: dict, seed: int, pretrain_seed: int = 0, on: str = "holdout") -> dict:
+def replicate(values: dict, seed: int, pretrain_seed: int = 0, on: str = "holdout", name: str = "") -> dict:
     """Post-train with chapter 04's parameters ``values`` but ``seed`` (DPO) from pre-trained model ``pretrain_seed``;
     return its win-rates and bpp on the holdout photos (``on="holdout"``, chapter 04's patches) or on the validation
     photos (``on="validation"``: ``values["validation_images"]``, left out of post-training; chapter 04's validation
-    patches) — where a recipe may be chosen."""
+    patches) — where a recipe may be chosen. ``name``: a run of another recipe than the chapter's (e.g. the oracle
+    check's reward) resumes from a folder of its own, ``<name>_seed<k>``."""
     import torch
 
     from vlic.codec.families import image_codec, load
@@ -55,7 +56,7 @@ def replicate(values: dict, seed: int, pretrain_seed: int = 0, on: str = "holdou
         torch.set_num_threads(int(values["threads"]))
 
     setup = setup_dpo(**values)
-    resume = setup.resume_dir / f"seed{seed}"
+    resume = setup.resume_dir / (f"{name}_seed{seed}" if name else f"seed{seed}")
     if on == "validation":
         if not setup.validation:
             raise ValueError("on='validation' needs validation_images (training photos left out of post-training)")
@@ -72,7 +73,7 @@ def replicate(values: dict, seed: int, pretrain_seed: int = 0, on: str = "holdou
                                     "`dvc repro pretrain`")
         setup = dataclasses.replace(setup, base=load(base_path))
         if on == "holdout":
-            resume = setup.resume_dir / f"pretrain{int(pretrain_seed)}_seed{seed}"
+            resume = setup.resume_dir / f"{name + '_' if name else ''}pretrain{int(pretrain_seed)}_seed{seed}"
     cfg = dataclasses.replace(setup.cfg, seed=int(seed))
     result = train_dpo(setup.base, list(setup.train_images.values()), setup.reward, cfg,
                        resume_dir=resume, reward_name=setup.reward.name, progress=False)
@@ -119,6 +120,41 @@ def replicates(values: dict, seeds: Sequence[int | tuple[int, int]], workers: in
     jobs = [(dict(values), int(s[1]), int(s[0])) if isinstance(s, (tuple, list)) else (dict(values), int(s), 0)
             for s in seeds]
     return _run(jobs, workers)
+
+
+def oracle_check(values: dict, seeds: Sequence[int] = (0,), judge: str = "psnr", workers: int = 1) -> pd.DataFrame:
+    """The recipe's oracle check: chapter 04's post-training with ``judge`` alone as the reward (an *oracle*: a
+    preference the decoder can learn — for ``psnr``, "be closer to the original") and with the same judge flipped
+    (``flipped(<judge>)``, :mod:`vlic.judges.oracle`), each for every DPO seed, scored on the holdout by ``judge``.
+    The recipe passes when the oracle's held-out win-rate is above ½ and the flipped oracle's below: a recipe that
+    cannot learn a reward it can reach has a defect, and one whose flipped run also "improves" measures something
+    other than the preference. One row per run: ``reward``, ``seed``, ``winrate`` (by ``judge``, ties half) and its
+    interval over patches."""
+    rows = []
+    jobs = []
+    for reward in (judge, f"flipped({judge})"):
+        referees = [r for r in as_list(values["referees"]) if r != judge]
+        # the held-out judge of the flipped run is the plain judge, a referee there (never a training judge)
+        run = {**values, "reward_judges": reward,
+               "referees": ",".join(referees if reward == judge else [judge, *referees])}
+        safe = reward.replace("(", "_").replace(")", "")
+        jobs += [(run, int(s), 0, "holdout", f"oracle_{safe}") for s in seeds]
+    table = _run(jobs, workers)
+    for (run, seed, *_), row in zip(jobs, table.to_dict("records")):
+        col = "training_judge" if run["reward_judges"] == judge else judge
+        rows.append({"reward": run["reward_judges"], "seed": seed, "judge": judge, "winrate": row[col],
+                     "ci_low": row[f"{col}_ci_low"], "ci_high": row[f"{col}_ci_high"],
+                     "bpp_change_percent": row["bpp_change_percent"], "train_seconds": row["train_seconds"]})
+    return pd.DataFrame(rows)
+
+
+def oracle_verdict(table: pd.DataFrame) -> dict:
+    """Passed when every oracle run's win-rate is above ½ and every flipped run's below; the means per reward."""
+    flip = table["reward"].str.startswith("flipped(")
+    oracle, flipped = table.loc[~flip, "winrate"], table.loc[flip, "winrate"]
+    return {"passed": bool(len(oracle) and len(flipped) and (oracle > 0.5).all() and (flipped < 0.5).all()),
+            "oracle_winrate_mean": round(float(oracle.mean()), 4),
+            "flipped_winrate_mean": round(float(flipped.mean()), 4), "runs": int(len(table))}
 
 
 def recipe_search(values: dict, candidates: dict[str, dict], pretrain_seeds: Sequence[int], seeds: Sequence[int],

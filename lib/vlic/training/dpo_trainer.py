@@ -73,6 +73,8 @@ class DPOConfig:
     cfg_dropout: float = 0.1
     train_encoder: bool = True
     encoder_lr_scale: float = 1.0  # the encoder learns at lr × this (small: the codes, hence the bits, barely move)
+    latent_decoder_lr_scale: float = 1.0  # the latent decoder (features and mean head μ; UNet codec) at lr × this;
+                                   # 0 freezes it: DPO then changes only how the flow refines μ, never μ itself
     buffer_capacity: int = 256
     refresh_every: int = 25        # steps between two batches of new candidates
     refresh_size: int = 64         # candidate pairs (codes) generated per refresh
@@ -107,12 +109,14 @@ class PolicyForward(nn.Module):
     """Everything the policy computes with gradients, in one ``forward`` (what DDP wraps under accelerate):
     encode and quantize the originals, condition, and predict velocities for [winner_t, loser_t, original_t]."""
 
-    def __init__(self, codec: nn.Module, train_encoder: bool = True):
+    def __init__(self, codec: nn.Module, train_encoder: bool = True, train_latent_decoder: bool = True):
         super().__init__()
         self.codec = codec
         self.train_encoder = train_encoder
         if not train_encoder:
             codec.encoder.requires_grad_(False)
+        if not train_latent_decoder and hasattr(codec, "latent_decoder"):
+            codec.latent_decoder.requires_grad_(False)
 
     def forward(self, x: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """``x`` (B, …) originals; ``x_t`` (3B, …) noisy winner, loser, original; ``t`` (3B,); ``keep`` (B,) 0/1."""
@@ -217,6 +221,17 @@ def sample_candidates(model: nn.Module, x: torch.Tensor, steps: int, seeds: tupl
     return torch.cat(outs_a), torch.cat(outs_b)
 
 
+def check_dpo_times(model: nn.Module, cfg: DPOConfig) -> None:
+    """Refuse, in one line, a configuration whose DPO pairs carry no preference: ``dpo_times: sampler`` with a sampler
+    whose only time is t = 1 (one Euler step from pure noise). There x_t is the noise shared by winner and loser, so
+    the loss cannot tell them apart by their noisy inputs and only pushes the one-step prediction along
+    (x_w − x_l) — the same push for every noise, which fits each pair's texture instead of the preference."""
+    if cfg.dpo_times == "sampler" and bool((model.sampler_times(cfg.sample_steps) >= 1.0).all()):
+        raise ValueError(f"dpo_times 'sampler' with sample_steps {cfg.sample_steps} trains every pair at t = 1, where "
+                         "winner and loser share their noisy input and DPO learns no preference: use ≥ 2 steps, a "
+                         "sampler that starts below t = 1 (codec.sample_start), or dpo_times 'logit_normal'")
+
+
 def train_dpo(
     checkpoint,
     images: list[np.ndarray],
@@ -257,11 +272,12 @@ def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, acceler
         raise ValueError(f"dpo_times must be 'logit_normal' or 'sampler', got {cfg.dpo_times!r}")
     if cfg.merge_after < 0:
         raise ValueError(f"merge_after must be ≥ 0 steps, got {cfg.merge_after}")
+    check_dpo_times(checkpoint.model, cfg)
     accelerator = accelerator or Accelerator()
     rank, device = accelerator.process_index, accelerator.device
     torch.manual_seed(cfg.seed + 1000 * rank)
     crop = checkpoint.model.crop_size
-    policy = PolicyForward(copy.deepcopy(checkpoint.model).train(), cfg.train_encoder)
+    policy = PolicyForward(copy.deepcopy(checkpoint.model).train(), cfg.train_encoder, cfg.latent_decoder_lr_scale > 0)
     if cfg.gradient_checkpointing:
         enable_gradient_checkpointing(policy.codec)
     ref = copy.deepcopy(checkpoint.model).eval().requires_grad_(False).to(device)
@@ -273,9 +289,12 @@ def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, acceler
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     params = [p for p in policy.parameters() if p.requires_grad]
     enc = {id(p) for p in policy.codec.encoder.parameters()}
-    groups = [{"params": [p for p in params if id(p) not in enc], "scale": 1.0}]
+    lat = {id(p) for p in policy.codec.latent_decoder.parameters()} if hasattr(policy.codec, "latent_decoder") else set()
+    groups = [{"params": [p for p in params if id(p) not in enc | lat], "scale": 1.0}]
     if cfg.train_encoder:
         groups.append({"params": [p for p in params if id(p) in enc], "scale": float(cfg.encoder_lr_scale)})
+    if cfg.latent_decoder_lr_scale > 0 and lat:
+        groups.append({"params": [p for p in params if id(p) in lat], "scale": float(cfg.latent_decoder_lr_scale)})
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
     buffer = PreferenceBuffer(cfg.buffer_capacity, seed=cfg.seed + rank)

@@ -111,13 +111,14 @@ def decode(codec, data: bytes, table: TagEmbedding, steps: int = 1, seed: int = 
     """Decode a ``.vlic`` file with the tags it carries (none for an untagged file) and CFG over the tags, on the
     file's tile layout (the same Euler steps and noise as :func:`vlic.codec.sampling.sample`)."""
     from vlic.images import to_pixels
-    from vlic.codec.sampling import noise_like, timesteps
+    from vlic.codec.sampling import noise_like, start_point, timesteps
     from vlic.codec.tiling import tiled
 
     c, features, mean = codec.decode_condition(data, name)
     f_tag = features + table([list(c.tags or ())])
     model, p = codec.model, codec.config.patch
-    x, ts = noise_like(mean, seed), timesteps(steps)
+    start = model.config.sample_start
+    x, ts = start_point(mean, noise_like(mean, seed), start), timesteps(steps, start=start)
 
     def velocity(xt, t, ft, f0, mu):
         tt = torch.full((xt.shape[0],), float(t))
