@@ -122,3 +122,12 @@ def test_fingerprint_changes_with_the_blas_thread_count():
         changed = numerics.fingerprint()
     assert {b["threads"] for b in changed["blas"]} == {7} and changed["id"] != fp["id"]
     assert numerics.fingerprint() == fp
+
+
+def test_compare_skips_run_records_such_as_the_resumed_step():
+    # issue #25 item 2: results/dpo.json recorded `resumed_from_step: 120` (a resumed run); a fresh clone writes 0
+    committed = {"dpo": {"resumed_from_step": 120, "win_rate": 0.19, "cache_hits": 12, "judge_calls": 512}}
+    fresh = {"dpo": {"resumed_from_step": 0, "win_rate": 0.19, "cache_hits": 0, "judge_calls": 0}}
+    cmp = reproduce.compare(committed, fresh)
+    assert cmp.identical and cmp.compared == 1
+    assert not reproduce.compare({"win_rate": 0.19}, {"win_rate": 0.2}).identical  # results are still compared
