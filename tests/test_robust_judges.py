@@ -338,14 +338,14 @@ def test_an_endless_body_is_cut_at_the_cap():
         chunk = b"[" * 65536
         for _ in range(4096):  # bounded: 256 MiB, or until the client hangs up or the test ends
             if host.stop.is_set():
-                return None
+                return
             try:
                 h.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 h.wfile.flush()
             except OSError:
-                return None
+                return
             sent["bytes"] += len(chunk)
-        return None
+        return
 
     host = Hostile(endless)
     with host:

@@ -144,7 +144,7 @@ def range_of(key: str) -> Range | None:
     return RANGES.get(_ITEM.sub("", key))
 
 
-def _checked(number: float | int, value: Any, key: str) -> float | int:
+def _checked(number: float, value: Any, key: str) -> float:
     """``number`` (``value`` converted) if it is finite and within the range of ``key``; else a one-line error."""
     allowed = range_of(key)
     if allowed is not None and not allowed.admits(float(number)):
