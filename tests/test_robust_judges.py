@@ -349,11 +349,9 @@ def test_an_endless_body_is_cut_at_the_cap():
 
     host = Hostile(endless)
     with host:
-        t0 = time.perf_counter()
         v = _judge(host.url, max_response_bytes=2**20, timeout_s=20, max_retries=0).judge(refs[0], a[0], b[0])
-        took = time.perf_counter() - t0
     assert v.failure_kind == "transport" and f"more than {2**20} bytes" in v.failure, v.failure
-    assert took < 5 and sent["bytes"] < 64 * 2**20
+    assert v.latency_s < 5 and sent["bytes"] < 64 * 2**20  # was: read until the 20 s deadline, growing all along
 
 
 def test_a_key_straddling_the_cut_of_an_error_text_never_leaks(monkeypatch):
@@ -415,10 +413,9 @@ def test_judge_help_states_the_worst_case_time_and_memory(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "at most 600 s per query" in text and "120 s per request" in text
     assert f"{MAX_RESPONSE_BYTES // 2**20} MiB" in text
-    # and the bound holds: a silent server, 3 attempts of 0.3 s
+    # and the bound holds: a silent server, 3 attempts of 0.3 s (the query's own clock: not the client's imports)
     refs, a2, b2 = _images()
     with Hostile(lambda n, h: _silent(h)) as host:
-        t0 = time.perf_counter()
         v = _judge(host.url, timeout_s=0.3, max_retries=2, retry_budget_s=100).judge(refs[0], a2[0], b2[0])
-        took = time.perf_counter() - t0
-    assert v.failure_kind == "transport" and took <= worst_case_seconds(0.3, 2, 100, backoff_s=0.01) + 0.5
+        assert host.requests == 3
+    assert v.failure_kind == "transport" and 0.9 <= v.latency_s <= worst_case_seconds(0.3, 2, 100, backoff_s=0.01) + 0.3

@@ -15,7 +15,7 @@ def limits_text(timeout_s: float, max_retries: int, retry_budget_s: float) -> st
     return (f"api limits: a stalled or hostile server holds one query at most {worst:g} s per query (the smaller of "
             f"--retry-budget {retry_budget_s:g} s and {max_retries + 1} attempts of --timeout {timeout_s:g} s plus "
             f"backoff) and one request at most {timeout_s:g} s per request and "
-            f"{MAX_RESPONSE_BYTES // 2**20} MiB of decoded body (about twice that in memory).")
+            f"{MAX_RESPONSE_BYTES // 2**20} MiB of decoded body (about three times that in memory: the body, its joined copy, the parsed answer).")
 
 
 def register(subparsers) -> None:

@@ -16,7 +16,7 @@ already received have been handed to ``on_verdict`` (the cache) by then.
 Memory is bounded too: every response body (answers and error pages alike) is capped at ``max_response_bytes``
 (:data:`MAX_RESPONSE_BYTES`) **as it arrives, after decoding** (:class:`CappedTransport` unpacks gzip/deflate itself,
 a chunk at a time) — a gzip bomb or a body that never ends stops at the cap. So one request costs at most
-``timeout_s`` seconds and about twice the cap in memory; one query at most :func:`worst_case_seconds`.
+``timeout_s`` seconds and about three times the cap in memory (the body, its joined copy, the parsed answer); one query at most :func:`worst_case_seconds`.
 
 A malformed response (not JSON, JSON nested too deeply, HTML with status 200, ``choices`` missing, empty or of the
 wrong type, a body over the cap) is one recorded ``transport`` failure of that query — never cached, never a
