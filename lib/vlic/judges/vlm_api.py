@@ -14,7 +14,7 @@ refuses (HTTP 4xx) each of the first requests also raise one :class:`JudgeUnavai
 already received have been handed to ``on_verdict`` (the cache) by then.
 
 Memory is bounded too: every response body (answers and error pages alike) is capped at ``max_response_bytes``
-(:data:`MAX_RESPONSE_BYTES`) **as it arrives, after decoding** (:class:`CappedTransport` unpacks gzip/deflate itself,
+(:data:`MAX_RESPONSE_BYTES`) **as it arrives, after decoding** (:func:`capped_transport` unpacks gzip/deflate itself,
 a chunk at a time) — a gzip bomb or a body that never ends stops at the cap. So one request costs at most
 ``timeout_s`` seconds and about three times the cap in memory (the body, its joined copy, the parsed answer); one query at most :func:`worst_case_seconds`.
 
@@ -184,10 +184,10 @@ class _CappedBody:
         await self.raw.aclose()
 
 
-def capped_transport(limit: int):
-    """An ``httpx`` transport that asks for gzip/deflate only and hands on bodies decoded and cut at ``limit``
-    bytes (:class:`MalformedResponse` beyond): the response's own decoding, which unpacks a whole body before anything
-    can look at its size, never runs."""
+def capped_transport(inner, limit: int):
+    """``inner`` (an ``httpx`` async transport) asking for gzip/deflate only and handing on bodies decoded and cut at
+    ``limit`` bytes (:class:`MalformedResponse` beyond): httpx's own decoding, which unpacks a whole body before
+    anything can look at its size, never runs."""
     import httpx
 
     class CappedStream(httpx.AsyncByteStream):
@@ -220,7 +220,7 @@ def capped_transport(limit: int):
         async def aclose(self) -> None:
             await self.inner.aclose()
 
-    return CappedTransport
+    return CappedTransport(inner)
 
 
 class OpenAICompatibleJudge(JudgeBase):
@@ -323,7 +323,7 @@ class OpenAICompatibleJudge(JudgeBase):
 
         key = os.environ.get(self._api_key_env, "") if self._api_key_env else NO_KEY
         limits = httpx.Limits(max_connections=self.concurrency + 4, max_keepalive_connections=self.concurrency + 4)
-        transport = capped_transport(self.max_response_bytes)(httpx.AsyncHTTPTransport(limits=limits))
+        transport = capped_transport(httpx.AsyncHTTPTransport(limits=limits), self.max_response_bytes)
         return AsyncOpenAI(
             api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout_s,
             http_client=httpx.AsyncClient(limits=limits, timeout=self.timeout_s, transport=transport),
