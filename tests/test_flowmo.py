@@ -229,3 +229,61 @@ def test_cfg_only_inside_its_interval():
     calls.clear()
     rf_sample(velocity, z, cond, 4, "linear", 2.0, None)  # no interval: every step
     assert sum(null for _, null in calls) == 4
+
+
+# --- issue #25, item 8: a bad FlowMo file is one line naming the file and the field, exit 2 --------------------------
+
+def _variant(tmp_path, name, edit_meta=None, edit_golden=None):
+    folder = tmp_path / name
+    shutil.copytree(FIXTURE, folder)
+    if edit_meta:
+        meta = json.loads((folder / "fixture.json").read_text())
+        edit_meta(meta)
+        (folder / "fixture.json").write_text(json.dumps(meta))
+    if edit_golden:
+        golden = load_file(str(folder / "golden.safetensors"))
+        edit_golden(golden)
+        save_file(golden, str(folder / "golden.safetensors"))
+    return folder
+
+
+@pytest.mark.parametrize("name,edit_meta,edit_golden,names", [
+    ("null_config", lambda m: m.update(config=None), None, ("fixture.json", "'config'")),
+    ("model_not_a_mapping", lambda m: m["config"].update(model=[1, 2]), None, ("fixture.json", "'config.model'")),
+    ("heads", lambda m: m["tiny_dit_b_4_override"].update(num_heads=7), None,
+     ("fixture.json", "'tiny_dit_b_4_override'", "num_heads")),
+    ("axes", lambda m: m["tiny_dit_b_4_override"].update(axes_dim=[8, 12, 16]), None,
+     ("fixture.json", "'tiny_dit_b_4_override'")),
+    ("images_shape", None, lambda g: g.update(images=g["images"][:, :, :30, :30].contiguous()),
+     ("golden.safetensors", "'images'", "(2, 3, 30, 30)")),
+    ("t_shape", None, lambda g: g.update(t=torch.zeros(5)), ("golden.safetensors", "'t'")),
+])
+def test_flowmo_check_on_a_broken_fixture_is_one_line_naming_the_file_and_field(tmp_path, capsys, name, edit_meta,
+                                                                                 edit_golden, names):
+    folder = _variant(tmp_path, name, edit_meta, edit_golden)
+    assert main(["flowmo", "check", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    for part in names:
+        assert part in err, (part, err)
+
+
+@pytest.mark.parametrize("meta,field", [
+    ({"format": "vlic-flowmo/1"}, "'config'"),
+    ({"format": "vlic-flowmo/1", "config": "{not json"}, "'config'"),
+    ({"format": "vlic-flowmo/1", "config": "[1, 2]"}, "'config'"),
+    ({"format": "vlic-flowmo/1", "config": "GOOD", "prior": "{oops"}, "'prior'"),
+])
+def test_a_vlic_flowmo_file_with_a_bad_config_is_one_line_naming_the_file_and_field(tmp_path, capsys, meta, field):
+    from PIL import Image
+
+    if meta.get("config") == "GOOD":  # a good (tiny) configuration, a broken prior description
+        fixture = json.loads((FIXTURE / "fixture.json").read_text())
+        meta = {**meta, "config": FlowMoConfig.from_flowmo(fixture["config"], fixture["tiny_dit_b_4_override"]).to_json()}
+    path = tmp_path / "codec_bad.safetensors"
+    save_file({"model.x": torch.zeros(1)}, str(path), metadata=meta)
+    image = tmp_path / "in.png"
+    Image.new("RGB", (32, 32)).save(image)
+    assert main(["compress", str(image), str(tmp_path / "out.vlic"), "--model", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(path) in err and field in err, err

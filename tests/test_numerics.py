@@ -86,3 +86,48 @@ def test_compare_skips_timings_and_finds_changed_numbers():
     assert reproduce.compare({"j": {"model_calls_this_run": 0, "model_s_per_pair": 0.1, "score": 0.9}},
                              {"j": {"model_calls_this_run": 576, "model_s_per_pair": 0.2, "score": 0.9}}).identical
     assert reproduce.compare({"buffer": {"judge_calls": 0, "judged": 256}}, {"buffer": {"judge_calls": 512, "judged": 256}}).identical
+
+
+# --- issue #25, item 1: numpy/scipy's OpenBLAS is pinned too ----------------------------------------------------------
+
+def _blas_in_subprocess(extra_env: dict[str, str], pinned: bool) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in numerics.PINNED and k not in numerics.DEFAULT_THREADS}
+    env.update(extra_env)
+    env[numerics.SWITCH] = "pinned" if pinned else "native"
+    code = ("import vlic.numerics as n; n.pin()\n" if pinned else "import vlic.numerics as n\n") + \
+        "import json, numpy, scipy.linalg; fp = n.fingerprint(); print(json.dumps({'blas': fp['blas'], 'id': fp['id']}))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_openblas_core_type_and_threads_are_pinned_and_in_the_fingerprint():
+    assert numerics.PINNED["OPENBLAS_CORETYPE"] == "Haswell" and numerics.DEFAULT_THREADS["OPENBLAS_NUM_THREADS"]
+    # the machine may set its own core type (some do, for older OpenBLAS builds): the pin overrides it
+    pinned = _blas_in_subprocess({"OPENBLAS_CORETYPE": "Prescott", "OPENBLAS_NUM_THREADS": "1"}, pinned=True)
+    assert pinned["blas"] and all(b["architecture"] == "Haswell" for b in pinned["blas"]), pinned
+    assert all(b["threads"] == 1 for b in pinned["blas"])  # a thread count the user chose is kept, and recorded
+    other_core = _blas_in_subprocess({"OPENBLAS_CORETYPE": "Prescott", "OPENBLAS_NUM_THREADS": "1"}, pinned=False)
+    assert {b["architecture"] for b in other_core["blas"]} != {"Haswell"} and other_core["id"] != pinned["id"]
+    two_threads = _blas_in_subprocess({"OPENBLAS_NUM_THREADS": "2"}, pinned=True)
+    assert all(b["threads"] == 2 for b in two_threads["blas"]) and two_threads["id"] != pinned["id"]
+
+
+def test_fingerprint_changes_with_the_blas_thread_count():
+    from threadpoolctl import threadpool_limits
+
+    fp = numerics.fingerprint()
+    assert fp["settings"]["OPENBLAS_CORETYPE"] == os.environ.get("OPENBLAS_CORETYPE", "")
+    with threadpool_limits(limits=7, user_api="blas"):
+        changed = numerics.fingerprint()
+    assert {b["threads"] for b in changed["blas"]} == {7} and changed["id"] != fp["id"]
+    assert numerics.fingerprint() == fp
+
+
+def test_compare_skips_run_records_such_as_the_resumed_step():
+    # issue #25 item 2: results/dpo.json recorded `resumed_from_step: 120` (a resumed run); a fresh clone writes 0
+    committed = {"dpo": {"resumed_from_step": 120, "win_rate": 0.19, "cache_hits": 12, "judge_calls": 512}}
+    fresh = {"dpo": {"resumed_from_step": 0, "win_rate": 0.19, "cache_hits": 0, "judge_calls": 0}}
+    cmp = reproduce.compare(committed, fresh)
+    assert cmp.identical and cmp.compared == 1
+    assert not reproduce.compare({"win_rate": 0.19}, {"win_rate": 0.2}).identical  # results are still compared

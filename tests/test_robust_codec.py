@@ -291,3 +291,83 @@ def test_a_failed_write_leaves_the_old_file_whole(ckpt, good, tmp_path):
     assert err.count("\n") == 0 and err.startswith("vlic decompress: error: cannot write output"), err
     assert out.read_bytes() == old
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".existing")] == []  # no temp file left
+
+
+# --- issue #25, item 9: the memory guard sees the real limit, and running out anyway is one line ---------------------
+
+_UNDER_RLIMIT = textwrap.dedent("""
+    import resource, sys
+    from vlic.cli import main
+    import vlic.codec.cli, vlic.codec.image_codec, vlic.images, PIL.PngImagePlugin  # what the command imports
+    from vlic.codec.image_codec import available_memory
+    # the address space this interpreter (with torch) already maps, plus a small room: the limit a container, a
+    # batch system or `ulimit -v` would set. Set here rather than in preexec_fn: torch's start-up alone maps GBs.
+    vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (vm + {room}, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    print("available", available_memory(), file=sys.stderr, flush=True)
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_the_guard_honours_rlimit_as(ckpt, tmp_path):
+    image = tmp_path / "big.png"
+    Image.fromarray(_photo(1000, 1000)).save(image)  # estimate ≈ 150 MiB to encode with the tiny codec
+    room = 64 * 2**20
+    env = {**os.environ, "PYTHONPATH": LIB, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", _UNDER_RLIMIT.replace("{room}", str(room)), "compress", str(image),
+                        str(tmp_path / "big.vlic"), "--model", str(ckpt)], env=env, capture_output=True, text=True,
+                       timeout=120, check=False)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    available = int(lines[0].split()[1])
+    assert available <= room, lines  # the limit, not MemAvailable (GBs on this machine)
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert len(lines) == 2 and lines[1].startswith("vlic compress: error:") and "memory" in lines[1], lines
+    assert not (tmp_path / "big.vlic").exists()
+
+
+def test_available_memory_is_the_smallest_of_meminfo_rlimit_and_cgroup(monkeypatch, tmp_path):
+    cgroup_room = image_codec._cgroup_room
+    monkeypatch.setattr(image_codec, "_meminfo_available", lambda: 8 * 2**30)
+    monkeypatch.setattr(image_codec, "_address_space_room", lambda: 3 * 2**30)
+    monkeypatch.setattr(image_codec, "_cgroup_room", lambda: 5 * 2**30)
+    assert image_codec.available_memory() == 3 * 2**30
+    monkeypatch.setattr(image_codec, "_cgroup_room", lambda: 2**30)
+    assert image_codec.available_memory() == 2**30
+    monkeypatch.setattr(image_codec, "_address_space_room", lambda: None)
+    monkeypatch.setattr(image_codec, "_cgroup_room", lambda: None)
+    assert image_codec.available_memory() == 8 * 2**30
+    # cgroup v2 and v1 files: limit minus what the group already uses; "max" or a huge v1 number = no limit
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "memory.max").write_text("1073741824\n")
+    (v2 / "memory.current").write_text("268435456\n")
+    assert cgroup_room(v2) == 768 * 2**20
+    (v2 / "memory.max").write_text("max\n")
+    assert cgroup_room(v2) is None
+    v1 = tmp_path / "v1"
+    (v1 / "memory").mkdir(parents=True)
+    (v1 / "memory" / "memory.limit_in_bytes").write_text("536870912\n")
+    (v1 / "memory" / "memory.usage_in_bytes").write_text("134217728\n")
+    assert cgroup_room(v1) == 384 * 2**20
+    (v1 / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert cgroup_room(v1) is None
+    assert cgroup_room(tmp_path / "none") is None
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: "
+                                                  "not enough memory: you tried to allocate 4831838208 bytes."),
+                                     MemoryError()])
+def test_running_out_of_memory_anyway_is_one_line(codec, good, monkeypatch, failure):
+    def broke(*a, **k):
+        raise failure
+
+    with monkeypatch.context() as m:
+        m.setattr(codec.model, "encode", broke)
+        with pytest.raises(LimitError, match=r"^image 56×40: ran out of memory while encoding") as e:
+            codec.compress(_photo(40, 56))
+        assert "\n" not in str(e.value)
+    with monkeypatch.context() as m:
+        m.setattr(codec.model, "condition_from_codes", broke)
+        with pytest.raises(DecodeError, match=r"ran out of memory while decoding") as e:
+            codec.decompress(good.read_bytes(), name="good.vlic")
+        assert "\n" not in str(e.value) and "good.vlic" in str(e.value)

@@ -40,6 +40,7 @@ class Hostile:
 
         class H(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body leave at once (no 40 ms delayed-ACK stall per request)
 
             def log_message(self, *a):
                 pass
@@ -296,3 +297,125 @@ def test_vlic_judge_uses_the_study_cache_or_says_it_does_not(tmp_path, monkeypat
         assert "not cached" not in capsys.readouterr().err
         assert host.requests == 2  # the third call was answered by the study's cache
     assert (tmp_path / "cache" / "study.sqlite").is_file()
+
+
+# --- issue #25, items 3–6: bounded memory per response, no partial key leaks, one bad answer is one failure ---------
+
+def _gzip_bomb(unpacked: int) -> bytes:
+    import gzip
+
+    return gzip.compress(b"\0" * unpacked, compresslevel=9)
+
+
+def test_a_gzip_bomb_is_cut_at_the_cap_while_it_is_unpacked():
+    import tracemalloc
+
+    refs, a, b = _images()
+    bomb = _gzip_bomb(64 * 2**20)  # 64 KiB on the wire, 64 MiB unpacked
+    with Hostile(lambda n, h: (200, {"Content-Encoding": "gzip"}, bomb)) as host:
+        judge = _judge(host.url, max_response_bytes=2**20, max_retries=0)
+        judge.judge(refs[0], a[0], b[0])  # first call: the HTTP client's imports, not measured
+        tracemalloc.start()
+        try:
+            v = judge.judge(refs[0], a[0], b[0])
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert v.rating is None and v.failure_kind == "transport", v.failure
+    assert "malformed response" in v.failure and f"more than {2**20} bytes" in v.failure
+    assert peak < 16 * 2**20, peak  # was: the whole body unpacked and joined (≥ 128 MiB here, 6 GiB for 6 MB on the wire)
+
+
+def test_an_endless_body_is_cut_at_the_cap():
+    refs, a, b = _images()
+    sent = {"bytes": 0}
+
+    def endless(n, h):
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        chunk = b"[" * 65536
+        for _ in range(4096):  # bounded: 256 MiB, or until the client hangs up or the test ends
+            if host.stop.is_set():
+                return
+            try:
+                h.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                h.wfile.flush()
+            except OSError:
+                return
+            sent["bytes"] += len(chunk)
+        return
+
+    host = Hostile(endless)
+    with host:
+        v = _judge(host.url, max_response_bytes=2**20, timeout_s=20, max_retries=0).judge(refs[0], a[0], b[0])
+    assert v.failure_kind == "transport" and f"more than {2**20} bytes" in v.failure, v.failure
+    assert v.latency_s < 5 and sent["bytes"] < 64 * 2**20  # was: read until the 20 s deadline, growing all along
+
+
+def test_a_key_straddling_the_cut_of_an_error_text_never_leaks(monkeypatch):
+    import base64
+    from urllib.parse import quote
+
+    monkeypatch.setenv("VLIC_CANARY_KEY", CANARY)
+    key = CANARY
+    windows = {key[i:i + 6] for i in range(len(key) - 5)}
+
+    def echo_at_offset(n, h):  # odd requests: a 400 echoing the key after (n - 1) // 2 characters; even: an answer
+        if n % 2 == 0:
+            return 200, {}, _completion("RATING: 1")
+        filler = "." * ((n - 1) // 2)
+        return 400, {}, json.dumps({"error": {"message": f"{filler}{h.headers.get('Authorization', '')[7:]}"}}).encode()
+
+    refs, a, b = _images()
+    offsets = 240  # the key starts at every offset, before, across and after the 200-character cut
+    with Hostile(echo_at_offset) as host:
+        verdicts = _judge(host.url, api_key_env="VLIC_CANARY_KEY", concurrency=1).judge_many(
+            [Query(refs[0], a[0], b[0], seed=s) for s in range(2 * offsets)])
+        assert host.requests == 2 * offsets
+    rejections = [v.failure for v in verdicts if v.failure_kind == "error"]
+    assert len(rejections) == offsets and all("HTTP 400" in f for f in rejections)
+    leaks = [(i, f) for i, f in enumerate(rejections) if any(w in f for w in windows)]
+    assert not leaks, leaks[:2]
+    # the key's other spellings are secrets too
+    forms = (key.lower(), key.upper(), base64.b64encode(key.encode()).decode(), quote(key, safe=""),
+             base64.urlsafe_b64encode(b"user:" + key.encode()).decode())
+    text = redact(" | ".join(forms), (key,))
+    assert all(f not in text for f in forms) and not any(w in text for w in windows), text
+
+
+def test_deeply_nested_json_and_an_exponent_rating_are_recorded_failures(tmp_path):
+    from vlic.judges.prompt import parse_rating
+
+    answers = [(200, b"[" * 100_000), (200, _completion("RATING: 1e5000")), (200, _completion("RATING: -2"))]
+    refs, a, b = _images(3)
+    cache = VerdictCache(tmp_path / "v.sqlite")
+    with Hostile(lambda n, h: (answers[n - 1][0], {}, answers[n - 1][1])) as host:
+        run = run_judge(_judge(host.url, concurrency=1), refs, a, b, seeds=1, orders=1, cache=cache)
+    kinds = [k if isinstance(k, str) else None for k in run.raw["failure_kind"]]
+    assert kinds == ["transport", "parse", None], run.raw["failure"].tolist()
+    assert "nested too deeply" in run.raw["failure"].iloc[0]
+    assert np.isnan(run.raw["rating"].iloc[1]) and run.raw["rating"].iloc[2] == -2
+    assert parse_rating("RATING: 1e5000") is None and parse_rating("RATING: 2E+1") is None
+    assert parse_rating("RATING: 3") == 3 and parse_rating("RATING: -4e") == -4
+
+
+def test_judge_help_states_the_worst_case_time_and_memory(capsys):
+    from vlic.judges.factory import VLMSettings
+    from vlic.judges.vlm_api import MAX_RESPONSE_BYTES, worst_case_seconds
+
+    d = VLMSettings()
+    assert worst_case_seconds(d.timeout_s, d.max_retries, d.retry_budget_s) == 600
+    assert worst_case_seconds(10, 2, 600, backoff_s=1.0) == 10 * 3 + 1 + 2
+    with pytest.raises(SystemExit):
+        main(["judge", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "at most 600 s per query" in text and "120 s per request" in text
+    assert f"{MAX_RESPONSE_BYTES // 2**20} MiB" in text
+    # and the bound holds: a silent server, 3 attempts of 0.3 s (the query's own clock: not the client's imports)
+    refs, a2, b2 = _images()
+    with Hostile(lambda n, h: _silent(h)) as host:
+        v = _judge(host.url, timeout_s=0.3, max_retries=2, retry_budget_s=100).judge(refs[0], a2[0], b2[0])
+        assert host.requests == 3
+    assert v.failure_kind == "transport" and 0.9 <= v.latency_s <= worst_case_seconds(0.3, 2, 100, backoff_s=0.01) + 0.3

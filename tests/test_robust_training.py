@@ -166,3 +166,46 @@ def test_a_resume_directory_is_used_by_one_process_at_a_time(tiny, photos, tmp_p
     assert res.resumed_from == 0
     with ResumeLock(tmp_path / "rank0"):  # released after the run
         pass
+
+
+# --- issue #25, item 7: a resume state is data, never code ----------------------------------------------------------
+
+class _Planted:
+    """What an attacker plants: unpickling it runs a command (here: creates a marker file)."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_planted_pretraining_state_is_refused_and_runs_nothing(tmp_path):
+    from vlic.training.pretrain import UnsafeResumeState, load_resume_state
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "codec_low.resume.pt"
+    torch.save({"key": "k", "step": 3, "payload": _Planted(marker)}, path)
+    with pytest.raises(UnsafeResumeState) as e:
+        load_resume_state(path, "k")
+    assert not marker.exists()
+    msg = str(e.value)
+    assert "\n" not in msg and str(path) in msg and "refused" in msg and "Unsupported global" in msg, msg
+
+
+def test_a_planted_dpo_state_is_refused_and_runs_nothing(tiny, photos, tmp_path):  # noqa: F811
+    import hashlib
+    import json
+
+    from vlic.training.pretrain import UnsafeResumeState
+
+    train_dpo(tiny, photos, closer_wins, _cfg(checkpoint_every=2), resume_dir=tmp_path, progress=False, stop_at=2)
+    folder = tmp_path / "rank0" / CHECKPOINT_DIR
+    marker = tmp_path / "pwned"
+    torch.save({"step": 2, "payload": _Planted(marker)}, folder / "state.pt")
+    manifest = json.loads((folder / "manifest.json").read_text())  # the attacker fixes the manifest too
+    manifest["files"]["state.pt"] = hashlib.sha256((folder / "state.pt").read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UnsafeResumeState, match="refused"):
+        train_dpo(tiny, photos, closer_wins, _cfg(checkpoint_every=2), resume_dir=tmp_path, progress=False, stop_at=4)
+    assert not marker.exists()

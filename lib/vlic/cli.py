@@ -101,6 +101,27 @@ def _params_set_args(args: argparse.Namespace) -> int:
     return 0
 
 
+def _params_check(args: argparse.Namespace) -> int:
+    import sys
+
+    from vlic.config import ParamsError, load_params, params_problems
+
+    bad = 0
+    for path in args.files:
+        try:
+            found = params_problems(load_params(path))
+        except ParamsError as e:
+            found = [str(e)]
+        except (UnicodeDecodeError, OSError) as e:
+            found = [f"cannot read parameters file '{path}': {getattr(e, 'strerror', None) or e}"]
+        for line in found:
+            print(f"vlic params check: {path}: {line}", file=sys.stderr)
+        bad += len(found)
+    if not bad:
+        print(f"every numeric parameter within its range (vlic.config.RANGES): {', '.join(args.files)}")
+    return 2 if bad else 0
+
+
 def _pipeline(args: argparse.Namespace) -> int:
     from vlic.config import ParamsError, load_params, merge
     from vlic.pipeline import PipelineError, differences, load, render, write
@@ -223,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("override", help="e.g. params/paper.yaml")
     p.add_argument("--base", default="params.yaml")
     p.set_defaults(func=_params_set_args)
+    p = psub.add_parser("check", help="check every numeric parameter of parameter files against its allowed range")
+    p.add_argument("files", nargs="*", default=["params.yaml"], metavar="FILE", help="default: params.yaml")
+    p.set_defaults(func=_params_check)
 
     pip = sub.add_parser("pipeline", help="dvc.yaml written from pipeline.yaml (one declaration per chapter)")
     pisub = pip.add_subparsers(dest="pipeline_command", required=True, metavar="ACTION")

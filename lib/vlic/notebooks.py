@@ -57,11 +57,16 @@ def use_repo_root(start: str | Path | None = None) -> Path:
     """Make the repository root the working directory (what ``dvc repro`` and the tests use) and return it.
 
     Every path in ``params.yaml`` and in the notebooks' parameters is relative to the root, so this is the first line
-    of each notebook's first code cell; it prints where it moved only when it moved."""
+    of each notebook's first code cell; it prints where it moved only when it moved. Being every chapter's first line,
+    it also checks the root's ``params.yaml`` — the values the stage was given — against the allowed ranges
+    (:func:`vlic.config.check_params`): an out-of-range value stops the chapter with one line before any work."""
+    from vlic.config import check_params, load_params
+
     root = find_repo_root(start)
     if Path.cwd().resolve() != root:
         print(f"working directory: {root} (the repository root; was {Path.cwd()})")
         os.chdir(root)
+    check_params(load_params(root / "params.yaml"), "params.yaml")
     return root
 
 

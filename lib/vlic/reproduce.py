@@ -2,7 +2,8 @@
 
 The study's results (``results/*.json``) hold its numbers and, beside them, measurements of the run itself (wall
 seconds, waits, throughput) that no rerun repeats. :func:`compare` walks two JSON trees and reports each number that
-differs, skipping keys that name a time (:data:`VOLATILE`) and the numerics fingerprint. ``vlic results compare``
+differs, skipping keys that name a record of the run (:data:`VOLATILE`: times, call and cache-hit counts, the step
+a run resumed from) and the numerics fingerprint. ``vlic results compare``
 runs it for the working tree against the committed files (``git show REV:path``); CI runs it after the study.
 """
 
@@ -15,10 +16,11 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# keys (any depth) whose values are measurements of the run, not results of the study: times, and how many model
-# calls this run made (the persistent verdict cache answers the rest, so a warm cache makes fewer)
+# keys (any depth) whose values are records of the run, not results of the study: times, how many model calls this
+# run made and how many the cache answered (the persistent verdict cache answers the rest, so a warm cache makes
+# fewer), and the step a run resumed from (a resumed run computes the same numbers as an uninterrupted one)
 VOLATILE = re.compile(r"(second|seconds|_s$|_s_per_|time|wait|elapsed|throughput|per_s|rate_hz|speed|numerics|"
-                      r"calls_this_run|calls_made|judge_calls)", re.I)
+                      r"calls_this_run|calls_made|judge_calls|cache_hits|resumed_from)", re.I)
 
 
 @dataclass

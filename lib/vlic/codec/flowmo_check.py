@@ -47,18 +47,57 @@ def load_fixture(folder: str | Path) -> tuple[FlowMo, dict[str, torch.Tensor], d
                                f"and golden.safetensors")
     try:
         meta = json.loads(meta_path.read_text())
-        config = FlowMoConfig.from_flowmo(meta["config"], meta.get("tiny_dit_b_4_override"))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FixtureError(f"'{meta_path}' is not a FlowMo fixture description ({type(e).__name__}: {e})") from None
-    model = load_weights(FlowMo(config), folder / "tiny_state_dict.safetensors")
+    model = FlowMo(_fixture_config(meta, meta_path))
+    model = load_weights(model, folder / "tiny_state_dict.safetensors")
+    golden_path = folder / "golden.safetensors"
     try:
-        golden = load_file(str(folder / "golden.safetensors"))
+        golden = load_file(str(golden_path))
     except Exception as e:
-        raise FixtureError(f"'{folder / 'golden.safetensors'}' is not readable ({type(e).__name__})") from None
+        raise FixtureError(f"'{golden_path}' is not readable ({type(e).__name__})") from None
     missing = [k for k in INPUTS + OUTPUTS if k not in golden]
     if missing:
-        raise FixtureError(f"'{folder / 'golden.safetensors'}' lacks the tensor '{missing[0]}'")
+        raise FixtureError(f"'{golden_path}' lacks the tensor '{missing[0]}'")
+    for name, shape in expected_shapes(model.config, golden["images"].shape[0]).items():
+        got = tuple(golden[name].shape)
+        if got != shape:
+            raise FixtureError(f"'{golden_path}': tensor '{name}' has shape {got}, expected {shape} (from the "
+                               f"configuration in fixture.json)")
     return model, golden, meta
+
+
+def _fixture_config(meta, meta_path: Path) -> FlowMoConfig:
+    """The :class:`FlowMoConfig` of a fixture.json; :class:`FixtureError` naming the field that is wrong."""
+    def kind(v) -> str:
+        return "null" if v is None else f"a {type(v).__name__}"
+
+    if not isinstance(meta, dict):
+        raise FixtureError(f"'{meta_path}' holds {kind(meta)}, expected a mapping with 'config'")
+    config, override = meta.get("config"), meta.get("tiny_dit_b_4_override")
+    if not isinstance(config, dict):
+        raise FixtureError(f"'{meta_path}': field 'config' is {kind(config)}, expected FlowMo's configuration (a mapping)")
+    for field, value in (("config.model", config.get("model", {})), ("config.data", config.get("data", {})),
+                         ("config.eval", config.get("eval", {})),
+                         ("config.eval.sampling", (config.get("eval") or {}).get("sampling", {}))):
+        if not isinstance(value, dict):
+            raise FixtureError(f"'{meta_path}': field '{field}' is {kind(value)}, expected a mapping")
+    if override is not None and not isinstance(override, dict):
+        raise FixtureError(f"'{meta_path}': field 'tiny_dit_b_4_override' is {kind(override)}, expected a mapping")
+    fields = "'config'" + (" and 'tiny_dit_b_4_override'" if override else "")
+    try:
+        config = FlowMoConfig.from_flowmo(config, override)
+        FlowMo(config)  # the transformer's own checks (widths, heads, RoPE axes) run when it is built
+    except (TypeError, ValueError, ZeroDivisionError, SyntaxError) as e:
+        raise FixtureError(f"'{meta_path}': fields {fields} do not make a consistent FlowMo ({e})") from None
+    return config
+
+
+def expected_shapes(c: FlowMoConfig, batch: int) -> dict[str, tuple[int, ...]]:
+    """The shapes of the golden inputs for a FlowMo of configuration ``c`` and ``batch`` images."""
+    image = (batch, 3, c.image_size, c.image_size)
+    return {"images": image, "z": image, "t": (batch,), "decoder_condition": (batch, c.code_length, c.context_dim + 1),
+            "fm_zt": image, "fm_t": (batch,)}
 
 
 @torch.no_grad()

@@ -130,6 +130,37 @@ def is_flowmo_checkpoint(path: str | Path) -> bool:
     return False
 
 
+def _metadata_json(path: Path, meta: dict, field: str, default=None) -> dict:
+    """Metadata field ``field`` of a ``vlic-flowmo/1`` file, a JSON object; one line naming the file and field."""
+    if field not in meta:
+        if default is not None:
+            return default
+        raise FlowMoWeightsError(f"'{path}': metadata field '{field}' is missing (a {FORMAT} checkpoint records it)")
+    try:
+        value = json.loads(meta[field])
+    except (ValueError, TypeError) as e:
+        raise FlowMoWeightsError(f"'{path}': metadata field '{field}' is not JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise FlowMoWeightsError(f"'{path}': metadata field '{field}' is a JSON {type(value).__name__}, expected an object")
+    return value
+
+
+def _described_model(path: Path, meta: dict) -> tuple[FlowMo, TokenPrior, FlowMoConfig]:
+    """The (untrained) FlowMo and token prior a ``vlic-flowmo/1`` file's metadata describes."""
+    raw = _metadata_json(path, meta, "config")
+    try:
+        cfg = FlowMoConfig.from_dict(raw)
+        model = FlowMo(cfg)
+    except (TypeError, ValueError, ZeroDivisionError) as e:
+        raise FlowMoWeightsError(f"'{path}': metadata field 'config' is not a consistent FlowMo configuration ({e})") from None
+    prior_dims = _metadata_json(path, meta, "prior", DEFAULT_PRIOR)
+    try:
+        prior = build_token_prior(cfg, **prior_dims)
+    except (TypeError, ValueError, ZeroDivisionError) as e:
+        raise FlowMoWeightsError(f"'{path}': metadata field 'prior' does not describe a token prior ({e})") from None
+    return model, prior, cfg
+
+
 def load_codec_checkpoint(path: str | Path, config: FlowMoConfig | None = None, key: str | None = None) -> FlowMoCheckpoint:
     """A released-layout ``.pth`` (uniform prior) or a ``vlic-flowmo/1`` safetensors checkpoint (fitted prior)."""
     path = Path(path)
@@ -148,16 +179,14 @@ def load_codec_checkpoint(path: str | Path, config: FlowMoConfig | None = None, 
         if meta.get("format") != FORMAT:
             raise FlowMoWeightsError(f"'{path}' is not a FlowMo codec checkpoint (format {meta.get('format')!r}, "
                                      f"expected {FORMAT!r})")
-        cfg = FlowMoConfig.from_json(meta["config"])
-        prior_dims = json.loads(meta.get("prior", json.dumps(DEFAULT_PRIOR)))
-        model, prior = FlowMo(cfg), build_token_prior(cfg, **prior_dims)
+        model, prior, cfg = _described_model(path, meta)
         state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         check_state_dict(model, state, str(path))
         model.load_state_dict(state)
         prior_state = {k[6:]: v for k, v in tensors.items() if k.startswith("prior.")}
         check_state_dict(prior, prior_state, str(path))
         prior.load_state_dict(prior_state)
-        return FlowMoCheckpoint(model.eval(), prior.eval(), path, "fitted", json.loads(meta.get("training", "{}")),
+        return FlowMoCheckpoint(model.eval(), prior.eval(), path, "fitted", _metadata_json(path, meta, "training", {}),
                                 meta.get("rate", ""))
     state = read_state_dict(path, key)
     cfg = config or sidecar_config(path) or infer_config(state, str(path))

@@ -8,7 +8,10 @@ prior blocks → range coding → container. decompress: container → range dec
 Limits, the same for both directions: at most ``max_pixels`` pixels (default :data:`DEFAULT_MAX_PIXELS`, Pillow's
 decompression-bomb threshold; ``None`` or 0 lifts it), a decoder tile that is a multiple of the model's downsample and
 at least its training tile, an overlap that is a positive multiple of the patch and under half the tile, and a
-memory estimate (:func:`estimate_memory`) below the memory available — all checked before anything large is allocated.
+memory estimate (:func:`estimate_memory`) below the memory available (:func:`available_memory`: the smallest of
+``MemAvailable``, what ``RLIMIT_AS`` leaves and what the memory cgroup leaves) — all checked before anything large is
+allocated. Should the allocator fail all the same, that is the same one-line error (:class:`LimitError` to encode,
+:class:`DecodeError` to decode), never a traceback.
 """
 
 from __future__ import annotations
@@ -57,8 +60,8 @@ def layout_problems(cfg, tile: int, overlap: int) -> list[str]:
     return out
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None when unknown."""
+def _meminfo_available() -> int | None:
+    """The machine's ``MemAvailable`` (bytes), or None when unknown."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -67,6 +70,65 @@ def available_memory() -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def _address_space_room() -> int | None:
+    """What ``RLIMIT_AS`` (``ulimit -v``, batch systems) leaves this process: the soft limit minus the address space
+    it already maps (``VmSize``); None without a limit."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        with open("/proc/self/status") as f:
+            used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+    except (OSError, ValueError, StopIteration):
+        used = 0
+    return max(0, soft - used)
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _cgroup_room(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """What this process's memory cgroup leaves: v2 ``memory.max − memory.current``, v1 ``memory.limit_in_bytes −
+    memory.usage_in_bytes`` (under ``root``); None without a limit."""
+    for limit_file, usage_file in ((root / "memory.max", root / "memory.current"),
+                                   (root / "memory" / "memory.limit_in_bytes", root / "memory" / "memory.usage_in_bytes")):
+        limit = _read_int(limit_file)  # "max" (v2) reads as None: no limit
+        if limit is not None and limit < 2**60:  # v1 writes "no limit" as a number near 2**63
+            return max(0, limit - (_read_int(usage_file) or 0))
+    return None
+
+
+def available_memory() -> int | None:
+    """Bytes a new allocation can take: the smallest of the machine's ``MemAvailable``, what ``RLIMIT_AS`` leaves this
+    process and what its memory cgroup leaves (each when known); None when none is known."""
+    known = [m for m in (_meminfo_available(), _address_space_room(), _cgroup_room()) if m is not None]
+    return min(known) if known else None
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is an allocator failure (``MemoryError``, torch's ``DefaultCPUAllocator`` / CUDA out of memory)."""
+    if isinstance(e, MemoryError):
+        return True
+    text = str(e)
+    return isinstance(e, RuntimeError) and any(s in text for s in ("DefaultCPUAllocator", "not enough memory",
+                                                                   "can't allocate memory", "out of memory"))
+
+
+def _oom_message(what: str, direction: str) -> str:
+    free = available_memory()
+    return (f"{what}: ran out of memory while {direction} (the estimate fitted, the allocator refused; "
+            f"{'unknown' if free is None else f'{free / 2**30:.1f} GiB'} available now): free memory, raise the "
+            f"limit (ulimit -v, the container's memory) or use a smaller image"
+            + (" or decoder tile" if direction == "decoding" else ""))
 
 
 def estimate_memory(cfg, width: int, height: int, tile: int | None, decode: bool) -> int:
@@ -168,7 +230,12 @@ class ImageCodec:
         if problems:
             raise ValueError("; ".join(problems))
         check_limits(cfg, W, H, tile, False, max_pixels, f"image {W}×{H}")
-        codes = self.model.encode(pad_to(to_tensor(pixels), cfg.downsample))[0]
+        try:
+            codes = self.model.encode(pad_to(to_tensor(pixels), cfg.downsample))[0]
+        except (MemoryError, RuntimeError) as e:
+            if not out_of_memory(e):
+                raise
+            raise LimitError(_oom_message(f"image {W}×{H}", "encoding")) from None
         blocks = to_blocks(codes, cfg.prior_block)
         coder = RangeCoder()
         symbols = blocks.seq.numpy()
@@ -261,8 +328,13 @@ class ImageCodec:
                    progress: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
         if not (math.isfinite(cfg_scale) and math.isfinite(shift) and shift > 0):
             raise DecodeError(f"guidance scale {cfg_scale} and shift {shift} must be finite (shift > 0)")
-        c, features, mean = self.decode_condition(data, name, max_pixels, tile)
-        return self.sample(c, features, mean, steps, seed, tile, overlap, cfg_scale, shift, progress)
+        try:
+            c, features, mean = self.decode_condition(data, name, max_pixels, tile)
+            return self.sample(c, features, mean, steps, seed, tile, overlap, cfg_scale, shift, progress)
+        except (MemoryError, RuntimeError) as e:
+            if not out_of_memory(e):
+                raise
+            raise DecodeError(_oom_message(f"'{name}'", "decoding")) from None
 
     @staticmethod
     def mean_pixels(c: Container, mean: torch.Tensor) -> np.ndarray:

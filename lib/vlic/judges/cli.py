@@ -7,9 +7,22 @@ import argparse
 from vlic.console import UserError, print_json
 
 
+def limits_text(timeout_s: float, max_retries: int, retry_budget_s: float) -> str:
+    """What the HTTP judge's limits allow at most, in words (``vlic judge --help``, README "Limits")."""
+    from vlic.judges.vlm_api import MAX_RESPONSE_BYTES, worst_case_seconds
+
+    worst = worst_case_seconds(timeout_s, max_retries, retry_budget_s)
+    return (f"api limits: a stalled or hostile server holds one query at most {worst:g} s per query (the smaller of "
+            f"--retry-budget {retry_budget_s:g} s and {max_retries + 1} attempts of --timeout {timeout_s:g} s plus "
+            f"backoff) and one request at most {timeout_s:g} s per request and "
+            f"{MAX_RESPONSE_BYTES // 2**20} MiB of decoded body (about three times that in memory: the body, its joined copy, the parsed answer).")
+
+
 def register(subparsers) -> None:
+    from vlic.judges.factory import VLMSettings
     from vlic.judges.metric import METRICS
 
+    d = VLMSettings()
     p = subparsers.add_parser(
         "judge",
         help="which of two images is closer to a reference, by a metric or a VLM (both orders, n seeds)",
@@ -17,7 +30,7 @@ def register(subparsers) -> None:
             "Judge whether A or B is closer to REF. NAME is a metric (" + ", ".join(METRICS) + ") or a VLM backend: "
             "'api' (any OpenAI-compatible server: --base-url, --model, --api-key-env) or 'local' (transformers; "
             "--model is a hub id in the local cache or a folder). Verdict V = sum over seeds of sign(r_AB - r_BA); "
-            "negative = A closer."
+            "negative = A closer. With the defaults, " + limits_text(d.timeout_s, d.max_retries, d.retry_budget_s)
         ),
     )
     p.add_argument("ref")
@@ -32,12 +45,14 @@ def register(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--min-side", type=int, default=0, help="upscale small images (nearest) to this short side for a VLM")
     p.add_argument("--no-send-seed", action="store_true", help="api: do not send the seed (servers that reject it)")
-    p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="api: deadline of one request (default: 120)")
-    p.add_argument("--max-retries", type=int, default=5, help="api: retries after HTTP 429/5xx or a timeout (default: 5)")
-    p.add_argument("--retry-budget", type=float, default=600.0, metavar="S",
-                   help="api: time one query may take in all, retries included (default: 600)")
-    p.add_argument("--breaker-failures", type=int, default=20, metavar="N",
-                   help="api: stop after N failed requests in a row (default: 20)")
+    p.add_argument("--timeout", type=float, default=d.timeout_s, metavar="S",
+                   help=f"api: deadline of one request (default: {d.timeout_s:g})")
+    p.add_argument("--max-retries", type=int, default=d.max_retries,
+                   help=f"api: retries after HTTP 429/5xx or a timeout (default: {d.max_retries})")
+    p.add_argument("--retry-budget", type=float, default=d.retry_budget_s, metavar="S",
+                   help=f"api: time one query may take in all, retries included (default: {d.retry_budget_s:g})")
+    p.add_argument("--breaker-failures", type=int, default=d.breaker_failures, metavar="N",
+                   help=f"api: stop after N failed requests in a row (default: {d.breaker_failures})")
     p.add_argument("--cache", default=None, metavar="FILE.sqlite",
                    help="persistent verdict cache (default for api/local: the study's judges.cache from ./params.yaml "
                         "when run in the compendium, else none — said on stderr; metrics: none)")

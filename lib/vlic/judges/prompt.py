@@ -72,9 +72,10 @@ def layout(reasoning: bool = True) -> tuple[tuple[str, object], ...]:
 
 # RATING (any case, possibly wrapped in markdown such as **RATING**, `RATING`, ### RATING), then ':' or '=',
 # whitespace (newlines included), optional markdown or brackets, an optional sign (+ - − –, maybe followed by a
-# space), an integer that is not the start of a decimal number.
+# space), an integer that is not the start of a decimal number nor the mantissa of an exponent (``1e5000``).
 _RATING = re.compile(
-    r"(?<![A-Za-z])RATING(?![A-Za-z])[*_`~]*\s*[:=][\s*_`~\[\(\{\"']*([+\-\u2212\u2013]?)\s?(\d+)(?![\d]|[.,]\d)",
+    r"(?<![A-Za-z])RATING(?![A-Za-z])[*_`~]*\s*[:=][\s*_`~\[\(\{\"']*([+\-\u2212\u2013]?)\s?(\d+)"
+    r"(?![\d]|[.,]\d|[eE][+\-]?\d)",
     re.IGNORECASE,
 )
 # hidden reasoning some servers leave in the content (Qwen3/DeepSeek style); an unclosed block swallows the rest

@@ -13,18 +13,24 @@ requests, not hours. A missing key, a rejected key, an unknown model, a server t
 refuses (HTTP 4xx) each of the first requests also raise one :class:`JudgeUnavailable` naming the URL — verdicts
 already received have been handed to ``on_verdict`` (the cache) by then.
 
-A malformed response (not JSON, HTML with status 200, ``choices`` missing, empty or of the wrong type, a rating
-with thousands of digits) is one recorded ``transport`` failure of that query — never cached, never a traceback,
-the run goes on. Stored answers are capped at :data:`MAX_ANSWER_CHARS`.
+Memory is bounded too: every response body (answers and error pages alike) is capped at ``max_response_bytes``
+(:data:`MAX_RESPONSE_BYTES`) **as it arrives, after decoding** (:func:`capped_transport` unpacks gzip/deflate itself,
+a chunk at a time) — a gzip bomb or a body that never ends stops at the cap. So one request costs at most
+``timeout_s`` seconds and about three times the cap in memory (the body, its joined copy, the parsed answer); one query at most :func:`worst_case_seconds`.
+
+A malformed response (not JSON, JSON nested too deeply, HTML with status 200, ``choices`` missing, empty or of the
+wrong type, a body over the cap) is one recorded ``transport`` failure of that query — never cached, never a
+traceback, the run goes on. Stored answers are capped at :data:`MAX_ANSWER_CHARS`.
 
 The key is read from the environment variable *named* in the parameters and never enters the identity or the cache;
-:func:`redact` removes it — and any bearer token or ``user:password@`` in a URL — from every message, failure reason
-and stored text.
+:func:`redact` removes it — in any letter case, base64- or URL-encoded — and any bearer token or ``user:password@``
+in a URL from every message, failure reason and stored text, always before a text is cut.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -32,7 +38,9 @@ import random
 import re
 import threading
 import time
+import zlib
 from typing import Any, Sequence
+from urllib.parse import quote, quote_plus
 
 from vlic.judges.base import JudgeBase, JudgeError, JudgeUnavailable, OnVerdict, Query, Verdict
 from vlic.judges.prompt import openai_messages, parse_rating, prompt_version, rationale
@@ -40,7 +48,8 @@ from vlic.judges.prompt import openai_messages, parse_rating, prompt_version, ra
 NO_KEY = "not-needed"  # placeholder for local servers that ignore the key
 REJECTIONS_BEFORE_GIVING_UP = 5  # HTTP 4xx on every one of the first requests: stop with one error, not thousands
 MAX_ANSWER_CHARS = 20_000  # longer answers are stored cut (with a note); the rating is read from the whole answer
-MAX_RESPONSE_BYTES = 8 * 2**20  # a larger response body is a malformed response
+MAX_RESPONSE_BYTES = 8 * 2**20  # a larger response body (after decoding) is a malformed response, cut as it arrives
+MAX_ERROR_CHARS = 200  # of a rejection's error text kept in the failure reason (after redaction)
 
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token)(\s+|%20)[A-Za-z0-9._~+/=-]{4,}")
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@:]*:[^\s/@]*@")
@@ -48,15 +57,32 @@ _KEY_PARAM = re.compile(r"(?i)\b(api[_-]?key|key|token|access_token)=([^\s&\"']{
 _KEY_LIKE = re.compile(r"\b(sk|rk|pk|AIza|ghp|gho|xox[abp])[-_A-Za-z0-9]{12,}")
 
 
+def _spellings(secret: str) -> list[str]:
+    """The forms in which ``secret`` may come back: itself, URL-encoded, and its base64 at each of the three byte
+    alignments (the part that depends on the secret alone), longest first."""
+    forms = {secret, quote(secret, safe=""), quote_plus(secret)}
+    raw = secret.encode("utf-8")
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        forms.add(encode(raw).decode("ascii"))
+        for shift in range(3):  # inside a longer base64 text (user:key, a JSON blob) the key's bytes fall anywhere
+            enc = encode(b"\0" * shift + raw).decode("ascii")
+            core = enc[4 if shift else 0: len(enc) - 4]  # groups made of the secret's bytes only
+            if len(core) >= 8:
+                forms.add(core)
+    return sorted(forms, key=len, reverse=True)
+
+
 def redact(text: str, secrets: Sequence[str] = ()) -> str:
-    """``text`` with every secret value, bearer/basic token, ``user:password@`` of a URL, ``key=…`` query parameter
-    and key-shaped string (``sk-…``, ``AIza…``) replaced by ``***``."""
+    """``text`` with every secret value (in any letter case, URL-encoded or base64-encoded), bearer/basic token,
+    ``user:password@`` of a URL, ``key=…`` query parameter and key-shaped string (``sk-…``, ``AIza…``) replaced by
+    ``***``. Redact before cutting a text: a cut can leave most of a secret that no rule recognises any more."""
     if not text:
         return text
     out = str(text)
     for s in secrets:
         if s and len(s) >= 4:
-            out = out.replace(s, "***")
+            for form in _spellings(s):
+                out = re.sub(re.escape(form), "***", out, flags=re.IGNORECASE)
     out = _BEARER.sub(lambda m: f"{m.group(1)} ***", out)
     out = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}***@", out)
     out = _KEY_PARAM.sub(lambda m: f"{m.group(1)}=***", out)
@@ -102,7 +128,99 @@ def protect_logs(secrets: Sequence[str] = ()) -> None:
 
 
 class MalformedResponse(ValueError):
-    """A 200 response that is not a chat completion (one-line reason)."""
+    """A response that is not a chat completion, or a body over the cap (one-line reason)."""
+
+
+def worst_case_seconds(timeout_s: float, max_retries: int, retry_budget_s: float, backoff_s: float = 1.0) -> float:
+    """The longest one query can take: its attempts (each cut at ``timeout_s``) and the waits between them
+    (exponential backoff, at most 60 s each), all within ``retry_budget_s``."""
+    attempts = (max_retries + 1) * timeout_s + sum(min(60.0, backoff_s * 2**a) for a in range(max_retries))
+    return min(float(retry_budget_s), attempts)
+
+
+class _CappedBody:
+    """An HTTP response body decoded here (identity, gzip, deflate) and cut at ``limit`` bytes as it arrives."""
+
+    def __init__(self, raw, encoding: str, limit: int):
+        self.raw, self.limit = raw, int(limit)
+        encoding = encoding.strip().lower()
+        if encoding in ("", "identity"):
+            self.decoder = None
+        elif encoding in ("gzip", "x-gzip", "deflate"):
+            self.decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+        else:
+            raise MalformedResponse(f"unsupported Content-Encoding {encoding!r} (asked for gzip, deflate or none)")
+
+    def _over(self, total: int) -> MalformedResponse:
+        return MalformedResponse(f"body is more than {self.limit} bytes (decoded); stopped reading at {total}")
+
+    async def __aiter__(self):
+        total = 0
+        async for chunk in self.raw:
+            while chunk:
+                if self.decoder is None:
+                    out, chunk = chunk, b""
+                else:
+                    try:  # never unpack more than the room left (+1 to notice the overflow)
+                        out = self.decoder.decompress(chunk, self.limit - total + 1)
+                    except zlib.error as e:
+                        raise MalformedResponse(f"body is not valid gzip/deflate ({e})") from None
+                    chunk = self.decoder.unconsumed_tail
+                total += len(out)
+                if total > self.limit:
+                    raise self._over(total)
+                if out:
+                    yield out
+                if self.decoder is not None and not out and chunk:
+                    break  # no progress possible (cannot happen with room ≥ 1; guards the loop)
+        if self.decoder is not None:
+            out = self.decoder.flush()
+            if total + len(out) > self.limit:
+                raise self._over(total + len(out))
+            if out:
+                yield out
+
+    async def aclose(self) -> None:
+        await self.raw.aclose()
+
+
+def capped_transport(inner, limit: int):
+    """``inner`` (an ``httpx`` async transport) asking for gzip/deflate only and handing on bodies decoded and cut at
+    ``limit`` bytes (:class:`MalformedResponse` beyond): httpx's own decoding, which unpacks a whole body before
+    anything can look at its size, never runs."""
+    import httpx
+
+    class CappedStream(httpx.AsyncByteStream):
+        def __init__(self, body: _CappedBody):
+            self.body = body
+
+        def __aiter__(self):
+            return self.body.__aiter__()
+
+        async def aclose(self) -> None:
+            await self.body.aclose()
+
+    class CappedTransport(httpx.AsyncBaseTransport):
+        def __init__(self, inner: httpx.AsyncBaseTransport):
+            self.inner = inner
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            request.headers["Accept-Encoding"] = "gzip, deflate"
+            response = await self.inner.handle_async_request(request)
+            try:
+                body = _CappedBody(response.stream, response.headers.get("content-encoding", ""), limit)
+            except MalformedResponse:
+                await response.aclose()
+                raise
+            headers = [(k, v) for k, v in response.headers.multi_items()
+                       if k.lower() not in ("content-encoding", "content-length")]
+            return httpx.Response(response.status_code, headers=headers, stream=CappedStream(body), request=request,
+                                  extensions=response.extensions)
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    return CappedTransport(inner)
 
 
 class OpenAICompatibleJudge(JudgeBase):
@@ -130,6 +248,7 @@ class OpenAICompatibleJudge(JudgeBase):
         price_out_per_mtok: float | None = None,
         extra_body: dict | None = None,
         reasoning: bool = True,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ):
         if not model:
             raise JudgeError("the HTTP judge needs a model name (judges.vlm_model / --model)")
@@ -161,6 +280,7 @@ class OpenAICompatibleJudge(JudgeBase):
         self.price_in, self.price_out = price_in_per_mtok, price_out_per_mtok
         self.extra_body = dict(extra_body or {})
         self.reasoning = bool(reasoning)   # False: the direct prompt (rating line only)
+        self.max_response_bytes = int(max_response_bytes)
         self.calls = 0       # HTTP requests made (retries included)
         self.retries = 0
 
@@ -203,9 +323,10 @@ class OpenAICompatibleJudge(JudgeBase):
 
         key = os.environ.get(self._api_key_env, "") if self._api_key_env else NO_KEY
         limits = httpx.Limits(max_connections=self.concurrency + 4, max_keepalive_connections=self.concurrency + 4)
+        transport = capped_transport(httpx.AsyncHTTPTransport(limits=limits), self.max_response_bytes)
         return AsyncOpenAI(
             api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout_s,
-            http_client=httpx.AsyncClient(limits=limits, timeout=self.timeout_s),
+            http_client=httpx.AsyncClient(limits=limits, timeout=self.timeout_s, transport=transport),
         )
 
     def _secrets(self) -> tuple[str, ...]:
@@ -301,6 +422,10 @@ class OpenAICompatibleJudge(JudgeBase):
                 resp = await asyncio.wait_for(client.post("/chat/completions", body=body, cast_to=httpx.Response),
                                               timeout=deadline)
                 raw = resp.content if hasattr(resp, "content") else b""
+            except MalformedResponse as e:  # the body broke the cap (or its encoding) while it arrived
+                why = self._redact(f"malformed response: {e}")
+                self._failed_attempt(why)
+                return Verdict.failed(why, "transport", latency_s=time.perf_counter() - t0)
             except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
                 raise JudgeUnavailable(
                     f"{self.shown_url} rejected the API key (HTTP {e.status_code}); check {self._api_key_env or 'the key'}"
@@ -310,6 +435,10 @@ class OpenAICompatibleJudge(JudgeBase):
             except (openai.APITimeoutError, asyncio.TimeoutError, TimeoutError):
                 last = f"timed out after {deadline:g} s"
             except openai.APIConnectionError as e:
+                if isinstance(e.__cause__, MalformedResponse):  # SDKs that wrap every transport exception
+                    why = self._redact(f"malformed response: {e.__cause__}")
+                    self._failed_attempt(why)
+                    return Verdict.failed(why, "transport", latency_s=time.perf_counter() - t0)
                 last = self._redact(f"cannot connect ({e.__cause__ or e})")
                 if attempt >= min(self.max_retries, 2):  # a dead server: fail fast, once, clearly
                     raise JudgeUnavailable(f"cannot reach the OpenAI-compatible server at {self.shown_url}: {last}") from None
@@ -319,8 +448,9 @@ class OpenAICompatibleJudge(JudgeBase):
                     retry_after = e.response.headers.get("retry-after")
                 else:
                     self._failures_in_a_row = 0  # the server is alive and answering
-                    return Verdict.failed(self._redact(f"request rejected: HTTP {e.status_code} {str(e)[:200]}"),
-                                          "error", latency_s=time.perf_counter() - t0)
+                    reason = self._redact(str(e))[:MAX_ERROR_CHARS]  # redact first: a cut can split the key
+                    return Verdict.failed(f"request rejected: HTTP {e.status_code} {reason}", "error",
+                                          latency_s=time.perf_counter() - t0)
             else:
                 try:
                     v = self._verdict(raw, time.perf_counter() - t0)
@@ -354,10 +484,12 @@ class OpenAICompatibleJudge(JudgeBase):
 
     def _verdict(self, raw: bytes, latency: float) -> Verdict:
         """A chat-completion body → :class:`Verdict`; :class:`MalformedResponse` when it is not one."""
-        if len(raw) > MAX_RESPONSE_BYTES:
-            raise MalformedResponse(f"{len(raw)} bytes, more than {MAX_RESPONSE_BYTES}")
+        if len(raw) > self.max_response_bytes:
+            raise MalformedResponse(f"body is more than {self.max_response_bytes} bytes ({len(raw)})")
         try:
             obj = json.loads(raw)
+        except RecursionError:
+            raise MalformedResponse(f"JSON nested too deeply ({len(raw)} bytes)") from None
         except (ValueError, UnicodeDecodeError):
             head = raw[:60].decode("utf-8", "replace").replace("\n", " ")
             raise MalformedResponse(f"not JSON ({len(raw)} bytes starting {head!r})") from None

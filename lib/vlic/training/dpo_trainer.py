@@ -57,9 +57,9 @@ from tqdm.auto import tqdm
 from vlic.codec.flow_model import cat_conditions, enable_gradient_checkpointing, mask_condition
 from vlic.files import recover_dir, replace_dir
 from vlic.images import to_pixels, to_tensor
-from vlic.training.buffer import Candidate, Judgement, OnlinePreferenceCollector, PreferenceBuffer
+from vlic.training.buffer import Candidate, Judgement, OnlinePreferenceCollector, PreferenceBuffer, PreferencePair
 from vlic.training.dpo_loss import diffusion_dpo_loss
-from vlic.training.pretrain import random_crops
+from vlic.training.pretrain import UnsafeResumeState, random_crops, read_state
 
 
 @dataclass(frozen=True)
@@ -191,9 +191,11 @@ def load_checkpoint(target: Path) -> tuple[dict[str, torch.Tensor], dict] | None
         if bad:
             raise ValueError(f"{', '.join(bad)} do not match the manifest")
         weights = load_file(str(folder / "policy.safetensors"))
-        state = torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
+        state = read_state(folder / "state.pt", allow=(PreferencePair,))  # data only: a planted file runs nothing
         if state.get("step") != manifest.get("step"):
             raise ValueError(f"state step {state.get('step')} ≠ manifest step {manifest.get('step')}")
+    except UnsafeResumeState:
+        raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError) as e:
         print(f"checkpoint '{folder}' is damaged ({e}); post-training from scratch")
         return None

@@ -26,6 +26,7 @@ import copy
 import dataclasses
 import json
 import math
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,12 +160,39 @@ def training_loss(model: DiffusionCodec, x: torch.Tensor, cfg: PretrainConfig, p
     return loss, parts
 
 
-def load_resume_state(path: str | Path | None, key: str) -> dict | None:
+class UnsafeResumeState(ValueError):
+    """A resume state file that holds more than tensors, numpy arrays and plain values (one-line reason)."""
+
+
+def read_state(path: str | Path, allow: tuple[type, ...] = ()) -> dict:
+    """The dict in a resume state file, unpickled with ``torch.load(weights_only=True)``: tensors, numpy arrays,
+    numbers, strings, lists, dicts and the dataclasses in ``allow`` only — a planted file cannot run code
+    (:class:`UnsafeResumeState`, one line, nothing in it run). The one reader of every training resume state."""
+    dtypes = tuple(type(np.dtype(t)) for t in (np.uint8, np.int32, np.int64, np.float16, np.float32, np.float64,
+                                               np.bool_))
+    core = np._core if hasattr(np, "_core") else np.core  # numpy 2 / numpy 1
+    numpy_arrays = [np.ndarray, np.dtype, core.multiarray._reconstruct, *dtypes]
+    try:
+        with torch.serialization.safe_globals([*numpy_arrays, *allow]):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        detail = next((line.split("WeightsUnpickler error:", 1)[1].strip() for line in str(e).splitlines()
+                       if "WeightsUnpickler error:" in line), "") or str(e).strip().splitlines()[-1]
+        detail = detail.split(" was not an allowed global")[0].split(". Please use")[0]
+        raise UnsafeResumeState(f"resume state '{path}' holds more than tensors and plain values ({detail}): "
+                                f"refused, nothing in it was run; delete it to start from scratch") from None
+    if not isinstance(state, dict):
+        raise UnsafeResumeState(f"resume state '{path}' holds a {type(state).__name__}, expected a dict: refused")
+    return state
+
+
+def load_resume_state(path: str | Path | None, key: str, allow: tuple[type, ...] = ()) -> dict | None:
     """A training resume state saved by :func:`save_resume_state` under ``key`` (the configuration it belongs to);
-    None if there is none, or — said once — if it belongs to another configuration."""
+    None if there is none, or — said once — if it belongs to another configuration. Read by :func:`read_state`
+    (data only; ``allow``: the dataclasses the caller stored)."""
     if not path or not Path(path).is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_state(path, allow)
     if state.get("key") == key:
         return state
     print(f"resume state '{path}' was made with another configuration: training from scratch")
