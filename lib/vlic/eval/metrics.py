@@ -278,7 +278,7 @@ def distance_of_features(name: str, f_ref: np.ndarray, f_rec: np.ndarray) -> flo
     return kernel_distance(f_ref, f_rec) if name.startswith("kid") else frechet_distance(f_ref, f_rec)
 
 
-class _PairedGrams:
+class PairedGrams:
     """Gram matrices of paired feature sets, so that FD and KID of any resample of patch positions cost O(n²)–O(n³)
     in the number of patches n instead of O(n²·D) in the 1280 feature dimensions (:func:`frechet_distance` and
     :func:`kernel_distance` give the same numbers on the resampled rows; a test checks it)."""
@@ -320,7 +320,7 @@ def distribution_interval(name: str, f_ref: np.ndarray, f_rec: np.ndarray, n_boo
     value = distance_of_features(name, f_ref, f_rec)
     out = {"value": value, "n": len(f_ref)}
     if n_boot > 0:
-        grams, rng = _PairedGrams(f_ref, f_rec), np.random.default_rng(seed)
+        grams, rng = PairedGrams(f_ref, f_rec), np.random.default_rng(seed)
         boots = [grams.distance(name, rng.integers(0, len(f_ref), len(f_ref))) for _ in range(n_boot)]
         out |= _bias_corrected_interval(value, boots, level)
     return out
@@ -343,7 +343,7 @@ def distribution_difference(name: str, f_ref: np.ndarray, f_a: np.ndarray, f_b: 
         raise ValueError(f"paired feature sets differ in length: {len(f_ref)}, {len(f_a)}, {len(f_b)}")
     out = {"delta": distance_of_features(name, f_ref, f_a) - distance_of_features(name, f_ref, f_b), "n": len(f_ref)}
     if n_boot > 0:
-        ga, gb, rng = _PairedGrams(f_ref, f_a), _PairedGrams(f_ref, f_b), np.random.default_rng(seed)
+        ga, gb, rng = PairedGrams(f_ref, f_a), PairedGrams(f_ref, f_b), np.random.default_rng(seed)
         boots = [ga.distance(name, i) - gb.distance(name, i)
                  for i in (rng.integers(0, len(f_ref), len(f_ref)) for _ in range(n_boot))]
         out |= _bias_corrected_interval(out["delta"], boots, level)
