@@ -93,6 +93,10 @@ def test_ladder_patches_cut_the_same_positions_from_originals_and_rungs(photos):
     assert not originals & {p.tobytes() for p in lp.patches[64]["elsewhere"]}
     rate = lp.rungs[lp.rungs.kind == "rate"]
     assert rate.strength.tolist() == [1.0, 0.3] and (rate.bpp.diff().dropna() < 0).all()
+    thin = ladder_patches(photos, [64], families=("blur",), codecs=(), patches_per_photo=1, levels=(1, 3))
+    assert thin.rungs.level.tolist() == [1, 3] and thin.rungs.strength.tolist() == [0.7, 1.5]
+    with pytest.raises(ValueError, match="outside the blur ladder"):
+        ladder_patches(photos, [64], families=("blur",), codecs=(), levels=(6,))
 
 
 def test_validation_is_deterministic_and_reports_every_configuration(photos):

@@ -105,19 +105,25 @@ def _positions(n_available: int, per_photo: int, rng: np.random.Generator) -> tu
 def ladder_patches(photos: dict[str, np.ndarray], patch_sizes: Sequence[int],
                    families: Sequence[str] = ("blur", "noise", "jpeg", "resample"),
                    codecs: Sequence[str] = ("jpeg-ds", "webp-ds"), bpp: Sequence[float] = (1.0, 0.5, 0.25, 0.12),
-                   patches_per_photo: int = 4, seed: int = 0) -> LadderPatches:
+                   patches_per_photo: int = 4, seed: int = 0, levels: Sequence[int] | None = None) -> LadderPatches:
     """Degrade every photo (whole) along every ladder and cut the same patches from originals and rungs.
 
     Patch positions: the HiFiC grid at each patch size (:func:`vlic.eval.metrics.hifid_patches`), ``patches_per_photo``
-    of them drawn per photo (0 = half the grid), seeded, and as many others for the ``"elsewhere"`` set. Severity ladders use all levels of :data:`vlic.data.distortions.LADDERS`,
-    rate ladders the targets ``bpp`` from most to fewest bits."""
+    of them drawn per photo (0 = half the grid), seeded, and as many others for the ``"elsewhere"`` set. Severity
+    ladders use the ``levels`` of :data:`vlic.data.distortions.LADDERS` (None = all), rate ladders the targets ``bpp``
+    from most to fewest bits."""
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
         raise ValueError(f"unknown distortion families {unknown}; known: {', '.join(FAMILIES)}")
     if not photos:
         raise ValueError("ladder_patches needs at least one photo")
     targets = sorted((float(b) for b in bpp), reverse=True)
-    rungs = [(fam, "severity", k, float(v)) for fam in families for k, v in enumerate(LADDERS[fam])]
+    for fam in families:
+        bad = sorted(set(levels or ()) - set(range(len(LADDERS[fam]))))
+        if bad:
+            raise ValueError(f"levels {bad} outside the {fam} ladder 0..{len(LADDERS[fam]) - 1}")
+    rungs = [(fam, "severity", k, float(v)) for fam in families for k, v in enumerate(LADDERS[fam])
+             if levels is None or k in set(levels)]
     rungs += [(c, "rate", k, b) for c in codecs for k, b in enumerate(targets)]
     sizes = [int(p) for p in dict.fromkeys(patch_sizes)]
     rng = np.random.default_rng(seed)
@@ -331,6 +337,7 @@ class RealismValidation:
     reason: str
     seconds: float
     photos: tuple[str, ...] = field(default_factory=tuple)
+    cpu_seconds: float = float("nan")   # CPU time of this process (what one free core would take)
 
     def robustness_input(self, candidates: Sequence[int] | None = None) -> int:
         """The input size of the robustness row: of ``candidates`` (default: the grid's), the one furthest from the
@@ -348,15 +355,17 @@ def validate_realism_configuration(photos: dict[str, np.ndarray], patch_sizes: S
                                    codecs: Sequence[str] = ("jpeg-ds", "webp-ds"),
                                    bpp: Sequence[float] = (1.0, 0.5, 0.25, 0.12), patches_per_photo: int = 4,
                                    metrics: Sequence[str] = METRICS, n_boot: int = 50, seed: int = 0,
+                                   levels: Sequence[int] | None = None,
                                    feature_fn: Callable[[int], Callable] | None = None) -> RealismValidation:
     """Measure every configuration of the grid ``patch_sizes`` × ``input_sizes`` on the severity and rate ladders of
     ``photos`` (training photos — never the photos the metric will judge systems on), score each by rank agreement
     and choose one (:func:`choose_configuration`). Deterministic for a given ``seed``."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     configs = configurations(patch_sizes, input_sizes)
-    lp = ladder_patches(photos, patch_sizes, families, codecs, bpp, patches_per_photo, seed)
+    lp = ladder_patches(photos, patch_sizes, families, codecs, bpp, patches_per_photo, seed, levels)
     values, boots, seconds = ladder_distances(lp, configs, metrics, n_boot, seed, feature_fn)
     scores = score_configurations(values, boots if len(boots) else None)
     scores["seconds"] = [seconds[Configuration(int(p), int(s))] for p, s in zip(scores.patch, scores.input_size)]
     chosen, reason = choose_configuration(scores)
-    return RealismValidation(values, boots, scores, lp.rungs, chosen, reason, time.perf_counter() - t0, lp.photos)
+    return RealismValidation(values, boots, scores, lp.rungs, chosen, reason, time.perf_counter() - t0, lp.photos,
+                             time.process_time() - c0)
