@@ -205,11 +205,11 @@ def test_bootstrap_interval_is_bias_corrected_around_the_value():
 
 
 def test_resampled_distances_from_grams_equal_the_direct_ones():
-    from vlic.eval.metrics import _PairedGrams, frechet_distance, kernel_distance
+    from vlic.eval.metrics import PairedGrams, frechet_distance, kernel_distance
 
     rng = np.random.default_rng(4)
     a, b = rng.normal(size=(40, 90)), rng.normal(0.2, 1.3, size=(40, 90))
-    grams = _PairedGrams(a, b)
+    grams = PairedGrams(a, b)
     for idx in (np.arange(40), rng.integers(0, 40, 40)):
         assert grams.distance("fd_effnet", idx) == pytest.approx(frechet_distance(a[idx], b[idx]), rel=1e-7)
         assert grams.distance("kid_effnet", idx) == pytest.approx(kernel_distance(a[idx], b[idx]), rel=1e-7)

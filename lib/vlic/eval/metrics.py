@@ -278,7 +278,7 @@ def distance_of_features(name: str, f_ref: np.ndarray, f_rec: np.ndarray) -> flo
     return kernel_distance(f_ref, f_rec) if name.startswith("kid") else frechet_distance(f_ref, f_rec)
 
 
-class _PairedGrams:
+class PairedGrams:
     """Gram matrices of paired feature sets, so that FD and KID of any resample of patch positions cost O(n²)–O(n³)
     in the number of patches n instead of O(n²·D) in the 1280 feature dimensions (:func:`frechet_distance` and
     :func:`kernel_distance` give the same numbers on the resampled rows; a test checks it)."""
@@ -291,10 +291,14 @@ class _PairedGrams:
         self.g11, self.g22, self.g12 = f1 @ f1.T, f2 @ f2.T, f1 @ f2.T
 
     def distance(self, name: str, idx: np.ndarray) -> float:
+        return self.distances(name, [idx])[0]
+
+    def distances(self, name: str, draws) -> list[float]:
+        """:meth:`distance` of many resamples, under one BLAS thread limit (setting it costs milliseconds a time)."""
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1):   # small matrices: BLAS threads only fight over the cores (100× slower)
-            return self._distance(name, idx)
+            return [self._distance(name, idx) for idx in draws]
 
     def _distance(self, name: str, idx: np.ndarray) -> float:
         g11, g22, g12 = (g[np.ix_(idx, idx)] for g in (self.g11, self.g22, self.g12))
@@ -320,7 +324,7 @@ def distribution_interval(name: str, f_ref: np.ndarray, f_rec: np.ndarray, n_boo
     value = distance_of_features(name, f_ref, f_rec)
     out = {"value": value, "n": len(f_ref)}
     if n_boot > 0:
-        grams, rng = _PairedGrams(f_ref, f_rec), np.random.default_rng(seed)
+        grams, rng = PairedGrams(f_ref, f_rec), np.random.default_rng(seed)
         boots = [grams.distance(name, rng.integers(0, len(f_ref), len(f_ref))) for _ in range(n_boot)]
         out |= _bias_corrected_interval(value, boots, level)
     return out
@@ -343,7 +347,7 @@ def distribution_difference(name: str, f_ref: np.ndarray, f_a: np.ndarray, f_b: 
         raise ValueError(f"paired feature sets differ in length: {len(f_ref)}, {len(f_a)}, {len(f_b)}")
     out = {"delta": distance_of_features(name, f_ref, f_a) - distance_of_features(name, f_ref, f_b), "n": len(f_ref)}
     if n_boot > 0:
-        ga, gb, rng = _PairedGrams(f_ref, f_a), _PairedGrams(f_ref, f_b), np.random.default_rng(seed)
+        ga, gb, rng = PairedGrams(f_ref, f_a), PairedGrams(f_ref, f_b), np.random.default_rng(seed)
         boots = [ga.distance(name, i) - gb.distance(name, i)
                  for i in (rng.integers(0, len(f_ref), len(f_ref)) for _ in range(n_boot))]
         out |= _bias_corrected_interval(out["delta"], boots, level)
