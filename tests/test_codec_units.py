@@ -63,6 +63,35 @@ def test_tiling_is_exact_for_local_functions(shape):
 def test_timesteps_and_shift():
     assert timesteps(4).tolist() == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])
     assert timesteps(2, shift=3.0).tolist() == pytest.approx([1.0, 0.75, 0.0])
+    assert timesteps(2, start=0.3).tolist() == pytest.approx([0.3, 0.15, 0.0])
+    with pytest.raises(ValueError, match="t₀ in \\(0, 1\\]"):
+        timesteps(2, start=0.0)
+
+
+def test_sampler_start_point_and_the_sample_prediction():
+    """A sampler started at t₀ begins at (1 − t₀)·μ + t₀·ε; an untrained "sample"-prediction decoder returns μ
+    exactly from any t₀ (x̂₀ = μ + 0), where the "velocity" form leaves noise behind below t = 1."""
+    import dataclasses
+
+    from vlic.codec.autoencoder import CodecConfig, DiffusionCodec
+    from vlic.codec.sampling import noise_like, sample, start_point
+
+    mean = torch.rand(1, 3, 32, 32) * 2 - 1
+    eps = noise_like(mean, 3)
+    assert torch.allclose(start_point(mean, eps, 0.25), 0.75 * mean + 0.25 * eps)
+    assert torch.equal(start_point(mean, eps, 1.0), eps)
+    cfg = CodecConfig(fsq_levels=(5, 3), downsample=16, flow_widths=(16, 16), tile=32, encoder_width=16,
+                      cond_channels=8, sample_start=0.3)
+    torch.manual_seed(0)
+    feats = torch.randn(1, 8, 8, 8)
+    x = sample(DiffusionCodec(dataclasses.replace(cfg, prediction="sample")), feats, mean, steps=2, seed=3, tile=None)
+    assert torch.allclose(x, mean.clamp(-1, 1), atol=1e-6)
+    v = sample(DiffusionCodec(cfg), feats, mean, steps=2, seed=3, tile=None)
+    assert (v - mean).abs().mean() > 0.01
+    with pytest.raises(ValueError, match="prediction"):
+        CodecConfig(prediction="epsilon")
+    with pytest.raises(ValueError, match="sample_start"):
+        CodecConfig(sample_start=1.5)
 
 
 def test_blocks_round_trip_odd_grid():

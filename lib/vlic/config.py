@@ -95,6 +95,7 @@ RANGES: dict[str, Range] = {
     "codec.prior_dim": _COUNT, "codec.prior_layers": _COUNT, "codec.prior_block": _COUNT, "codec.steps": _COUNT,
     "codec.batch_size": _COUNT, "codec.lr": _POS, "codec.perceptual_weight": _num(0), "codec.cfg_dropout": _PROB,
     "codec.ema_decay": _PROB, "codec.prior_steps": _int(0), "codec.sample_steps": _COUNT,
+    "codec.sample_start": Range(0.0, 1.0, open_low=True), "codec.start_time_share": _PROB,
     "codec.eval_steps": _COUNT, "codec.eval_seeds": _SEED, "codec.seed": _SEED, "codec.replicate_seeds": _SEED,
     "codec.threads": _int(0), "codec.workers": _COUNT,
     "codec.mini_context_dim": _COUNT, "codec.mini_code_length": _COUNT, "codec.mini_width": _COUNT,
@@ -104,7 +105,7 @@ RANGES: dict[str, Range] = {
     # dpo (chapter 04)
     "dpo.reward_seeds": _COUNT, "dpo.reward_orders": _ORDERS, "dpo.steps": _COUNT, "dpo.batch_size": _COUNT,
     "dpo.lr": _POS, "dpo.warmup": _int(0), "dpo.beta": _POS, "dpo.flow_weight": _num(0), "dpo.cfg_dropout": _PROB,
-    "dpo.encoder_lr_scale": _num(0), "dpo.buffer_capacity": _COUNT, "dpo.refresh_every": _COUNT,
+    "dpo.encoder_lr_scale": _num(0), "dpo.latent_decoder_lr_scale": _num(0), "dpo.oracle_seeds": _SEED, "dpo.buffer_capacity": _COUNT, "dpo.refresh_every": _COUNT,
     "dpo.refresh_size": _COUNT, "dpo.min_pairs": _COUNT, "dpo.judge_workers": _COUNT, "dpo.merge_after": _int(0),
     "dpo.eval_seeds": _SEED, "dpo.bootstrap": _COUNT, "dpo.seed": _SEED, "dpo.threads": _int(0),
     "dpo.checkpoint_every": _int(0), "dpo.robustness_seeds": _SEED, "dpo.pretrain_seeds": _SEED,
@@ -117,7 +118,10 @@ RANGES: dict[str, Range] = {
     "rewards.eval_seeds": _SEED, "rewards.workers": _COUNT, "rewards.threads": _int(0), "rewards.bootstrap": _COUNT,
     "rewards.seed": _SEED, "rewards.checkpoint_every": _int(0),
     # eval (chapter 05)
-    "eval.seeds": _SEED, "eval.effnet_input": _COUNT, "eval.distribution_bootstrap": _int(0),
+    "eval.seeds": _SEED, "eval.effnet_input": _COUNT, "eval.effnet_input_robustness": _COUNT,
+    "eval.realism_patch_candidates": _COUNT, "eval.effnet_input_candidates": _COUNT,
+    "eval.realism_validation_patches": _COUNT, "eval.realism_validation_levels": _int(0, 5),
+    "eval.realism_validation_bpp": _POS, "eval.realism_validation_bootstrap": _int(0), "eval.distribution_bootstrap": _int(0),
     "eval.baseline_bpp": _POS, "eval.compressai_qualities": _int(1, 8), "eval.bootstrap": _COUNT, "eval.seed": _SEED,
     "eval.threads": _int(0),
     # machine (chapter 06)

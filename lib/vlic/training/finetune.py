@@ -36,6 +36,7 @@ class FinetuneConfig:
     perceptual_weight: float = 0.5
     mean_weight: float = 1.0
     cfg_dropout: float = 0.1
+    start_time_share: float = 0.0     # as pre-training's: share of flow times uniform in (0, the codec's sample_start]
     seed: int = 0
 
 
@@ -58,7 +59,8 @@ def train_decoder(net: torch.nn.Module, reference, data: list[torch.Tensor], til
     opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(cfg.seed)
     loss_cfg = PretrainConfig(perceptual=cfg.perceptual, perceptual_weight=cfg.perceptual_weight,
-                              mean_weight=cfg.mean_weight, cfg_dropout=cfg.cfg_dropout)
+                              mean_weight=cfg.mean_weight, cfg_dropout=cfg.cfg_dropout,
+                              start_time_share=cfg.start_time_share)
     perceptual = PerceptualLoss(cfg.perceptual)
     sc = SemanticConsistency(cfg.sc_features, reference) if cfg.sc_weight else None
     curves, t0 = [], time.perf_counter()

@@ -52,6 +52,8 @@ class PretrainConfig:
     perceptual: str = "ms_ssim"  # "ms_ssim" (laptop), "lpips" (paper: LPIPS-VGG, needs its weights), "none"
     perceptual_weight: float = 0.5
     mean_weight: float = 1.0
+    start_time_share: float = 0.0  # share of samples whose t is uniform in (0, t₀], t₀ = the codec's sample_start: the
+                                   # only times its default sampler queries (the rest: logit-normal over (0, 1))
     cfg_dropout: float = 0.1
     ema_decay: float = 0.995
     prior_steps: int = 200
@@ -131,6 +133,18 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
         e.lerp_(p, 1 - decay)
 
 
+def training_times(n: int, gen: torch.Generator, start_share: float = 0.0, start: float = 1.0) -> torch.Tensor:
+    """``n`` flow-matching times: logit-normal(0, 1) over (0, 1) (SD3's), and — for a share ``start_share`` of them,
+    chosen at random — uniform in (0, ``start``]: a decoder that samples from t₀ = ``start`` never queries a larger
+    t, so those times teach what it uses. Drawn in a fixed order from ``gen`` whatever the share (reproducible)."""
+    logit_normal = torch.sigmoid(torch.randn(n, generator=gen))
+    if start_share <= 0:
+        return logit_normal
+    low = float(start) * (1.0 - torch.rand(n, generator=gen))          # (0, start]
+    pick = torch.rand(n, generator=gen) < float(start_share)
+    return torch.where(pick, low, logit_normal)
+
+
 def training_loss(model: DiffusionCodec, x: torch.Tensor, cfg: PretrainConfig, perceptual: PerceptualLoss,
                   gen: torch.Generator, sc=None, sc_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
     """The phase-1 loss of a batch ``x``; with ``sc`` (a :class:`vlic.training.semantic.SemanticConsistency`) and
@@ -140,7 +154,7 @@ def training_loss(model: DiffusionCodec, x: torch.Tensor, cfg: PretrainConfig, p
     features, mean = model.condition(q)
     dev = x.device   # noise from the CPU generator, then moved: the same numbers on any device
     keep = (torch.rand(B, generator=gen) >= cfg.cfg_dropout).float().view(B, 1, 1, 1).to(dev)
-    t = torch.sigmoid(torch.randn(B, generator=gen)).view(B, 1, 1, 1).to(dev)  # logit-normal(0, 1)
+    t = training_times(B, gen, cfg.start_time_share, model.config.sample_start).view(B, 1, 1, 1).to(dev)
     eps = torch.randn(x.shape, generator=gen).to(dev)
     x_t = (1 - t) * x + t * eps
     v = model.velocity(x_t, t.view(B), features * keep, mean * keep)

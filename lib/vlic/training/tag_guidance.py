@@ -63,6 +63,10 @@ class _Tagged(nn.Module):
         self.model, self.tags = model, tags
         self.current: torch.Tensor | None = None
 
+    @property
+    def config(self):
+        return self.model.config
+
     def quantize(self, x):
         return self.model.quantize(x)
 
