@@ -59,3 +59,11 @@ def test_flow_vs_mean_finds_the_sharp_copy_more_realistic_than_the_blurred_one()
     assert fd.delta < 0 and fd.ci_high < 0 and fd.n == 2 * (4 + 1)      # 4 grid patches + 1 shifted, per photo
     gap = table[table.metric == "psnr"].iloc[0]
     assert gap.delta > 0 and math.isfinite(gap.ci_low)                    # the noisy copy is also closer than the blur
+
+
+def test_codecs_without_a_mean_head_give_empty_tables():
+    """FlowMo has no mean head: no row, but the columns chapter 02 reads."""
+    table = flow_vs_mean(Reconstructions(), {"p": np.zeros((64, 64, 3), np.uint8)}, input_sizes=(96,))
+    assert table.empty and "metric" in table
+    verdicts = generative_verdicts(table, 96)
+    assert verdicts.empty and "generative" in verdicts

@@ -75,7 +75,7 @@ def workspace(tmp_path_factory) -> Path:
     params = load_params(ROOT / "params.yaml")
     params["data"]["out_dir"] = str(w / "prepared")
     params["judges"]["cache"] = str(w / "verdicts.sqlite")
-    params["codec"]["sample_steps"] = 1
+    params["codec"]["sample_steps"] = 2   # the tiny codec samples from t = 1: one step would be refused by DPO
     params["dpo"].update(reward_judges="haarpsi,ssim", referees="gmsd", steps=4, batch_size=2, warmup=1,
                          refresh_every=2, refresh_size=4, min_pairs=2, buffer_capacity=16, checkpoint_every=2,
                          merge_after=1, judge_workers=0)

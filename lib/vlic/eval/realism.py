@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 POSTERIOR_SAMPLE_GAP_DB = 10 * math.log10(2)   # PSNR of an exact posterior sample below the posterior mean's
+TABLE_COLUMNS = ["codec", "rate_point", "steps", "metric", "input_size", "delta", "n", "ci_low", "ci_high"]
 LOWER_IS_BETTER = ("fd_effnet", "kid_effnet", "fid", "kid", "fd_dino", "niqe", "brisque")
 
 
@@ -85,7 +86,7 @@ def flow_vs_mean(rec, photos: dict[str, np.ndarray], input_sizes: Sequence[int],
         d, lo, hi = mean_ci(np.asarray(gaps), 1000, seed)
         rows.append({"codec": codec, "rate_point": rp, "steps": steps, "metric": "psnr", "input_size": 0,
                      "delta": float(d), "ci_low": float(lo), "ci_high": float(hi), "n": len(gaps)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)   # no row (and these columns) for codecs without a mean head
 
 
 def generative_verdicts(table: pd.DataFrame, input_size: int, realism_metrics: Sequence[str] = ("fd_effnet", "kid_effnet"),
@@ -94,7 +95,7 @@ def generative_verdicts(table: pd.DataFrame, input_size: int, realism_metrics: S
     realism metric's flow − μ interval below 0 (``more_realistic``), is the PSNR gap within ``bound_db`` of μ
     (``within_bound``: mean gap ≥ −bound), and both (``generative``)."""
     out = []
-    for (codec, rp, steps), g in table.groupby(["codec", "rate_point", "steps"], sort=False):
+    for (codec, rp, steps), g in table.groupby(["codec", "rate_point", "steps"], sort=False):  # none: empty table
         real = g[(g.input_size == input_size) & g.metric.isin(realism_metrics)]
         gap = g[g.metric == "psnr"]
         more = bool(len(real) == len(realism_metrics) and (real.ci_high < 0).all())
@@ -105,4 +106,6 @@ def generative_verdicts(table: pd.DataFrame, input_size: int, realism_metrics: S
                        for m in realism_metrics},
                     "psnr_gap_db": gap_db, "more_realistic": more, "within_bound": within,
                     "generative": more and within})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=["codec", "rate_point", "steps", "input_size",
+                                      *[f"{m}_delta" for m in realism_metrics], "psnr_gap_db", "more_realistic",
+                                      "within_bound", "generative"])
