@@ -173,14 +173,17 @@ class FlowDecoder(nn.Module):
     Preconditioning: the network predicts a correction to the velocity that points from μ to x_t, v̂ = (x_t − μ) + r̂.
     The implied one-step prediction at t = 1 is x̂₀ = μ − r̂, so an untrained network (its last layer starts at zero)
     already decodes the mean image in one step and training only has to learn what μ misses, instead of first
-    learning to copy the noise through the UNet.
+    learning to copy the noise through the UNet. (An EDM-style Gaussian preconditioning around μ was tried too: at
+    this training budget it made one-step decoding worse.)
+
     That ``"velocity"`` form is exact only at t = 1: at a small t the true velocity is ≈ (x_t − x)/t, so the
     residual must grow like 1/t and a small network leaves noise behind (a sampler that starts at t₀ = 0.2 landed
     2.4–3.4 dB below μ on validation photos). ``prediction="sample"`` corrects the *image* instead: x̂₀ = μ + r̂ and
     v̂ = (x_t − x̂₀)/t (t floored at ``SAMPLE_PREDICTION_T_MIN``), so an untrained network decodes μ from any t, each
-    Euler step is the interpolation x_s = (s/t)·x_t + (1 − s/t)·x̂₀, and the last step returns x̂₀ itself. (An EDM-style Gaussian preconditioning around μ was tried too: at
-    this training budget it made one-step decoding worse.) (A diffusers ``UNet2DModel`` of the same shape works as well; this
-    hand-written one avoids diffusers' ≈ 10–20 s import in every CLI call on a small machine.)
+    Euler step is the interpolation x_s = (s/t)·x_t + (1 − s/t)·x̂₀, and the last step returns x̂₀ itself.
+
+    (A diffusers ``UNet2DModel`` of the same shape works as well; this hand-written one avoids diffusers' ≈ 10–20 s
+    import in every CLI call on a small machine.)
     """
 
     def __init__(self, cfg: CodecConfig):

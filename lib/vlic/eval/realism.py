@@ -36,18 +36,17 @@ def interval_verdict(lo: float | None, hi: float | None, below: str, above: str)
 
 
 def flow_vs_mean(rec, photos: dict[str, np.ndarray], input_sizes: Sequence[int], metrics: Sequence[str] = ("fd_effnet", "kid_effnet"),
-                 patch: int = 64, n_boot: int = 50, seed: int = 0, psnr_of=None) -> pd.DataFrame:
+                 patch: int = 64, n_boot: int = 50, seed: int = 0) -> pd.DataFrame:
     """One row per (codec, rate point, steps, metric, input size): flow − μ of the same file. ``rec``: learned
     reconstructions with mean heads (systems named ``"<codec> (<n> steps)"`` or ``"<codec>"``; the first decoding
     seed of each is used for the distribution metrics, every seed for PSNR); ``input_sizes``: the feature network's
     input side for each row set (the first is the reported one). Distribution rows carry ``delta``, ``ci_low``,
     ``ci_high``, ``n`` (patches); PSNR rows (``metric`` "psnr", ``input_size`` 0) the mean over photos of flow − μ
     and the photos' interval."""
-    from vlic.codec.quality import psnr as psnr_fn
+    from vlic.codec.quality import psnr
     from vlic.eval.metrics import distribution_difference, feature_network, hifid_patches, patch_features
     from vlic.stats import mean_ci
 
-    psnr_of = psnr_of or psnr_fn
     names = list(photos)
     patches_of = lambda pxs: [q for px in pxs for q in hifid_patches(px, patch)]   # noqa: E731
     systems: dict[tuple[str, str, int], dict] = {}
@@ -81,8 +80,8 @@ def flow_vs_mean(rec, photos: dict[str, np.ndarray], input_sizes: Sequence[int],
                 rows.append({"codec": codec, "rate_point": rp, "steps": steps, "metric": metric,
                              "input_size": int(size), **d})
     for (codec, rp, steps), s in systems.items():
-        gaps = [np.mean([psnr_of(photos[p], rec.pixels[(s["name"], rp, p, sd)]) for sd in s["seeds"]])
-                - psnr_of(photos[p], rec.mean_heads[(codec, rp, p)]) for p in names]
+        gaps = [np.mean([psnr(photos[p], rec.pixels[(s["name"], rp, p, sd)]) for sd in s["seeds"]])
+                - psnr(photos[p], rec.mean_heads[(codec, rp, p)]) for p in names]
         d, lo, hi = mean_ci(np.asarray(gaps), 1000, seed)
         rows.append({"codec": codec, "rate_point": rp, "steps": steps, "metric": "psnr", "input_size": 0,
                      "delta": float(d), "ci_low": float(lo), "ci_high": float(hi), "n": len(gaps)})
