@@ -60,12 +60,13 @@ test: install  ## run the test suite (unit tests + smoke runs of every pipeline 
 	$(BIN)/python -m pytest
 
 # Lab is rooted at the repository (chapters, explorers, reports/ and results/ in its file browser; the notebooks find
-# the root themselves) and strips outputs from notebooks/*.ipynb on every save, so autosave leaves git clean.
+# the root themselves) and strips outputs from notebooks/*.ipynb on every save, so autosave leaves git clean; the
+# study's outputs (reports/, results/) open read-only (vlic.lab), so browsing them leaves `dvc status` clean.
 # Jupyter refuses to run as root without --allow-root (containers often are root). More options: make lab LAB_ARGS=...
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_ARGS ?=
 lab: install  ## open JupyterLab at the repository root (notebooks/: chapters + explore_*, reports/: executed chapters)
-	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --ContentsManager.pre_save_hook=vlic.notebooks.pre_save_hook $(LAB_ROOT) $(LAB_ARGS)
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --ServerApp.contents_manager_class=vlic.lab.StudyContentsManager --ContentsManager.pre_save_hook=vlic.notebooks.pre_save_hook $(LAB_ROOT) $(LAB_ARGS)
 
 clean-notebooks: install  ## strip outputs from the committed notebooks
 	$(BIN)/vlic notebooks strip notebooks/*.ipynb

@@ -23,7 +23,7 @@ LAYERS = [
     {"eval"},
     {"lowlevel", "machine"},
     {"training"},
-    {"widgets", "reproduce", "pipeline"},
+    {"widgets", "reproduce", "pipeline", "lab"},
     {"cli"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
