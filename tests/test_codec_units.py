@@ -164,3 +164,34 @@ def test_training_and_decoding_create_no_tensor_off_the_models_device():
     out = sample(model, features, mean, steps=2, seed=0, tile=32, overlap=8)   # tiled MultiDiffusion path
     assert out.shape == (1, 3, 48, 80) and out.device.type == "meta"
     assert resolve_device("auto").type in ("cpu", "cuda") and resolve_device("cpu") == torch.device("cpu")
+
+
+def test_the_sampler_path_loss_is_the_sample_error_and_starts_at_the_samplers_start():
+    """``flow_path: sampler``: a network whose one-step prediction x̂₀ = x_t − t·v̂ is the original has flow loss 0 at
+    every t ∈ (0, t₀], and one that misses by 0.1 has loss 0.01 (measured on x̂₀); an unknown path is refused."""
+    import dataclasses
+
+    from vlic.training.pretrain import PerceptualLoss, PretrainConfig, training_loss
+
+    cfg = CodecConfig(fsq_levels=(5, 3), downsample=16, flow_widths=(16, 16), tile=32, encoder_width=16,
+                      cond_channels=8, sample_start=0.3, prediction="sample")
+    model = DiffusionCodec(cfg)
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+
+    class Exact(torch.nn.Module):   # x̂₀ = x whatever x_t: the velocity (x_t − x)/t
+        prediction = "sample"
+
+        def forward(self, x_t, t, features, mean):
+            return (x_t - x) / t.view(-1, 1, 1, 1)
+
+    model.flow = Exact()
+    loss, parts = training_loss(model, x, PretrainConfig(perceptual="none", flow_path="sampler", cfg_dropout=0.0),
+                                PerceptualLoss("none"), torch.Generator().manual_seed(0))
+    assert float(parts["flow_loss"]) < 1e-10
+    x = x + 0.1   # the same network now misses every pixel by 0.1: the loss is measured on x̂₀ (0.01), not on v (0.01/t²)
+    _, off = training_loss(model, x - 0.1, PretrainConfig(perceptual="none", flow_path="sampler", cfg_dropout=0.0),
+                           PerceptualLoss("none"), torch.Generator().manual_seed(0))
+    assert float(off["flow_loss"]) == pytest.approx(0.01, rel=1e-4)
+    with pytest.raises(ValueError, match="flow_path"):
+        training_loss(model, x, dataclasses.replace(PretrainConfig(perceptual="none"), flow_path="bridge"),
+                      PerceptualLoss("none"), torch.Generator().manual_seed(0))

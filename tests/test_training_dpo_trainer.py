@@ -132,21 +132,50 @@ def test_dpo_times_at_the_samplers_steps(tiny, photos):
     res = train_dpo(tiny, photos, closer_wins, _cfg(dpo_times="sampler", sample_steps=2, steps=2), progress=False)
     assert res.curves[0]["dpo_loss"] == pytest.approx(np.log(2), abs=1e-6) and len(res.curves) == 2
     with pytest.raises(ValueError, match="dpo_times"):
-        train_dpo(tiny, photos, closer_wins, _cfg(dpo_times="uniform"), progress=False)
+        train_dpo(tiny, photos, closer_wins, _cfg(dpo_times="sometimes"), progress=False)
+    with pytest.raises(ValueError, match="dpo_path"):
+        train_dpo(tiny, photos, closer_wins, _cfg(dpo_path="elsewhere"), progress=False)
 
 
 def test_one_step_sampler_times_are_refused_in_one_line(tiny, photos):
-    """At t = 1 winner and loser share their noisy input: the only time of a 1-step sampler from noise is refused."""
-    with pytest.raises(ValueError, match="t = 1.*no preference") as e:
-        train_dpo(tiny, photos, closer_wins, _cfg(dpo_times="sampler", sample_steps=1), progress=False)
-    assert "\n" not in str(e.value)
-    # a 1-step sampler that starts below t = 1 trains at t₀, where x_t depends on the sample: accepted
+    """Where the path starts, winner and loser share their noisy input: the only time of a 1-step sampler is refused
+    — pure noise at t = 1, and x_t₀ of a sampler that starts below 1 on the sampler's path."""
     import dataclasses
 
+    with pytest.raises(ValueError, match="t = 1,.*no preference") as e:
+        train_dpo(tiny, photos, closer_wins, _cfg(dpo_times="sampler", sample_steps=1), progress=False)
+    assert "\n" not in str(e.value)
     started = Checkpoint(DiffusionCodec(dataclasses.replace(TINY, sample_start=0.5)), tiny.prior, rate="tiny")
     started.model.load_state_dict(tiny.model.state_dict())
-    res = train_dpo(started, photos, closer_wins, _cfg(dpo_times="sampler", sample_steps=1, steps=1), progress=False)
+    with pytest.raises(ValueError, match="t = 0.5,.*no preference"):
+        train_dpo(started, photos, closer_wins, _cfg(dpo_times="sampler", sample_steps=1), progress=False)
+    # on the data path, x_t at t₀ = 0.5 still shows the sample: accepted
+    res = train_dpo(started, photos, closer_wins, _cfg(dpo_times="sampler", sample_steps=1, steps=1, dpo_path="data"),
+                    progress=False)
     assert len(res.curves) == 1
+
+
+def test_the_sampler_path_starts_where_the_sampler_starts_and_its_velocity_lands_on_the_sample(tiny):
+    """``noised``: at t₀ the state is the sampler's start x_t₀ = (1 − t₀)·μ + t₀·ε whatever the sample; one Euler step
+    of the target velocity from any t lands on the sample; with t₀ = 1 it is the data path (1 − t)·x + t·ε."""
+    import dataclasses
+
+    from vlic.codec.sampling import start_point
+    from vlic.training.dpo_trainer import noised
+
+    g = torch.Generator().manual_seed(0)
+    x, eps = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1, torch.randn(2, 3, 32, 32, generator=g)
+    model = DiffusionCodec(dataclasses.replace(TINY, sample_start=0.3)).eval()
+    with torch.no_grad():
+        cond = model.code_condition(x)
+        t0, start = model.sampler_start(cond, eps)
+    assert t0 == pytest.approx(0.3) and torch.allclose(start, start_point(cond[1], eps, 0.3))
+    t = torch.tensor([0.3, 0.1]).view(2, 1, 1, 1)
+    x_t, v = noised(x, start, t, t0)
+    assert torch.allclose(x_t[0], start[0]) and not torch.allclose(x_t[1], start[1])
+    assert torch.allclose(x_t - t * v, x, atol=1e-6)
+    x_t1, v1 = noised(x, eps, t, 1.0)
+    assert torch.allclose(x_t1, (1 - t) * x + t * eps) and torch.allclose(v1, eps - x)
 
 
 def test_frozen_latent_decoder_keeps_the_mean_head(tiny, photos):

@@ -287,6 +287,13 @@ class DiffusionCodec(nn.Module):
 
         return timesteps(steps, start=self.config.sample_start)[:-1]
 
+    def sampler_start(self, condition, noise: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """(t₀, x_t₀): where the default sampler starts for this condition and noise, (1 − t₀)·μ + t₀·ε."""
+        from vlic.codec.sampling import start_point
+
+        t0 = float(self.config.sample_start)
+        return t0, start_point(condition[1], noise, t0)
+
     def _check(self, x: torch.Tensor) -> None:
         f = self.config.downsample
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] % f or x.shape[3] % f:

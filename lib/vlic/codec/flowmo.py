@@ -215,6 +215,10 @@ class FlowMo(nn.Module):
     def sampler_times(self, steps: int) -> torch.Tensor:
         return flow_times(steps, self.config.schedule)[0]
 
+    def sampler_start(self, condition: torch.Tensor, noise: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """(t₀, x_t₀) of FlowMo's sampler: it always starts from pure noise, t₀ = 1."""
+        return 1.0, noise
+
 
 # --- sampling ----------------------------------------------------------------------------------------------------
 

@@ -52,6 +52,9 @@ class PretrainConfig:
     perceptual: str = "ms_ssim"  # "ms_ssim" (laptop), "lpips" (paper: LPIPS-VGG, needs its weights), "none"
     perceptual_weight: float = 0.5
     mean_weight: float = 1.0
+    flow_path: str = "data"        # "data": x_t = (1 − t)·x + t·ε, flow loss on v; "sampler": t ∈ (0, t₀] on the straight
+                                   # path from x to the sampler's start (1 − t₀)·μ + t₀·ε, loss on x̂₀ (a measured
+                                   # alternative, docs/decoder.md: samples stay within 1 dB of μ, not more realistic)
     start_time_share: float = 0.0  # share of samples whose t is uniform in (0, t₀], t₀ = the codec's sample_start: the
                                    # only times its default sampler queries (the rest: logit-normal over (0, 1))
     cfg_dropout: float = 0.1
@@ -156,10 +159,22 @@ def training_loss(model: DiffusionCodec, x: torch.Tensor, cfg: PretrainConfig, p
     keep = (torch.rand(B, generator=gen) >= cfg.cfg_dropout).float().view(B, 1, 1, 1).to(dev)
     t = training_times(B, gen, cfg.start_time_share, model.config.sample_start).view(B, 1, 1, 1).to(dev)
     eps = torch.randn(x.shape, generator=gen).to(dev)
-    x_t = (1 - t) * x + t * eps
-    v = model.velocity(x_t, t.view(B), features * keep, mean * keep)
-    flow = F.mse_loss(v, eps - x)
-    x0 = x_t - t * v
+    if cfg.flow_path == "sampler":
+        from vlic.codec.sampling import start_point
+
+        t0 = float(model.config.sample_start)
+        t = t0 * (1 - torch.rand(B, generator=gen)).view(B, 1, 1, 1).to(dev)
+        x_t = (1 - t / t0) * x + (t / t0) * start_point(mean.detach(), eps, t0)
+        v = model.velocity(x_t, t.view(B), features * keep, mean * keep)
+        x0 = x_t - t * v
+        flow = F.mse_loss(x0, x)
+    elif cfg.flow_path == "data":
+        x_t = (1 - t) * x + t * eps
+        v = model.velocity(x_t, t.view(B), features * keep, mean * keep)
+        flow = F.mse_loss(v, eps - x)
+        x0 = x_t - t * v
+    else:
+        raise ValueError(f"flow_path must be 'data' or 'sampler', got {cfg.flow_path!r}")
     perc = perceptual(x0, x)
     mean_mse = F.mse_loss(mean, x)
     loss = flow + cfg.perceptual_weight * perc + cfg.mean_weight * mean_mse
