@@ -175,6 +175,6 @@ def test_missing_inputs_and_models_exit_2(tiny, good_file, tmp_path, capsys, mon
     _run_fails(["compress", str(not_png), str(tmp_path / "o.vlic"), "--model", str(tmp_path / "none.safetensors")], capsys)
     _run_fails(["compress", str(not_png), str(tmp_path / "o.vlic"), "--model", str(not_png)], capsys)
     monkeypatch.chdir(tmp_path)  # no models/ here: the default model lookup finds nothing
-    _run_fails(["decompress", str(good_file), str(tmp_path / "o.png")], capsys, "no checkpoint in 'models/'")
+    _run_fails(["decompress", str(good_file), str(tmp_path / "o.png")], capsys, "no checkpoint under 'models/'")
     monkeypatch.chdir(tiny["dir"])  # models/codec_tiny.safetensors matches the file's fingerprint
     assert main(["decompress", str(good_file), str(tmp_path / "o.png"), "--steps", "1"]) == 0

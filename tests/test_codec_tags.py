@@ -5,6 +5,7 @@ untagged format unchanged, and the CLI (`vlic compress --tags`, `vlic info --jso
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,66 @@ def test_cli_auto_tags_are_efficientnets_classes(tiny, tmp_path, capsys):
     capsys.readouterr()
     assert main(["info", str(f), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["tag_names"] == ["Egyptian cat"]
+
+
+def test_a_tag_guided_codec_codes_and_uses_tags_from_the_command_line(tiny, tmp_path, monkeypatch, capsys):
+    """A codec with a tag table beside it (models/machine/…, as chapter 06 writes them): `vlic compress` codes the
+    image's tags by default (`--tags none` opts out), `vlic decompress` finds the codec under models/machine/ by the
+    file's fingerprint, conditions on the file's tags with the table's CFG scale and says so in --json; the pixels are
+    those of :func:`vlic.codec.tag_conditioning.decode`, not the untagged decode's. Without a table the tags are coded
+    only on request and not used, and a file no model under models/ made names where it looked."""
+    import shutil
+
+    import torch
+
+    from vlic.codec.tag_conditioning import TagEmbedding, decode, table_path
+
+    monkeypatch.chdir(tmp_path)
+    machine = tmp_path / "models" / "machine"
+    machine.mkdir(parents=True)
+    ckpt = machine / "codec_ft_tags_tiny.safetensors"
+    shutil.copy(tiny["ckpt"], ckpt)
+    table = TagEmbedding(TINY.cond_channels, cfg_scale=2.5)
+    torch.nn.init.normal_(table.table.weight, std=1.0)
+    table.save(table_path(ckpt))
+    assert table_path(ckpt).name == "codec_ft_tags_tiny.tags.safetensors"
+    assert TagEmbedding.load(table_path(ckpt)).cfg_scale == 2.5
+    src, f = tmp_path / "in.png", tmp_path / "in.vlic"
+    Image.fromarray(_photo(48, 64, 4)).save(src)
+    monkeypatch.setattr("vlic.perception.tags.image_tags", lambda px, threshold=0.1, most=5: [285, 281])
+
+    assert main(["compress", str(src), str(f), "--model", str(ckpt), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tags"] == [285, 281] and parse(f.read_bytes()).tags == (285, 281)
+    out = tmp_path / "out.png"
+    assert main(["decompress", str(f), str(out), "--steps", "2", "--json"]) == 0      # no --model: discovered
+    d = json.loads(capsys.readouterr().out)
+    assert d["model"] == str(Path("models") / "machine" / ckpt.name)
+    assert d["tags"] == [285, 281] and d["tags_used"] is True and d["tag_cfg_scale"] == 2.5
+    codec = ImageCodec.from_file(ckpt)
+    want = decode(codec, f.read_bytes(), TagEmbedding.load(table_path(ckpt)), steps=2, seed=0)
+    got = np.asarray(Image.open(out))
+    assert np.array_equal(got, want)
+    assert not np.array_equal(got, codec.decompress(f.read_bytes(), steps=2, seed=0))
+    assert main(["decompress", str(f), str(out), "--steps", "2"]) == 0
+    assert "tags 285,281 used, CFG 2.5 over them" in capsys.readouterr().out
+    assert main(["decompress", str(f), str(out), "--untiled", "--cfg", "1.5", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["tags_used"] is True and d["tag_cfg_scale"] == 1.5
+
+    assert main(["compress", str(src), str(f), "--model", str(ckpt), "--tags", "none", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tags"] == [] and parse(f.read_bytes()).tags == ()
+
+    plain = tmp_path / "models" / "codec_plain.safetensors"
+    shutil.copy(tiny["ckpt"], plain)
+    assert main(["compress", str(src), str(f), "--model", str(plain), "--tags", "285", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["decompress", str(f), str(out), "--model", str(plain), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["tags"] == [285] and d["tags_used"] is False and d["tag_cfg_scale"] is None
+
+    shutil.rmtree(tmp_path / "models")
+    (tmp_path / "models" / "machine").mkdir(parents=True)
+    assert main(["decompress", str(f), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint under 'models/'" in err and "no codec file found under models/" in err
+    assert err.count("\n") == 1

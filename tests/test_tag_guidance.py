@@ -10,7 +10,8 @@ import torch
 from vlic.codec.bitstream import parse
 from vlic.codec.image_codec import ImageCodec
 from vlic.training.finetune import FinetuneConfig
-from vlic.training.tag_guidance import TagEmbedding, decode, finetune_with_tags
+from vlic.codec.tag_conditioning import TagEmbedding, decode
+from vlic.training.tag_guidance import finetune_with_tags
 from conftest import synthetic_photo as _photo
 
 

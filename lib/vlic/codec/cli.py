@@ -32,16 +32,43 @@ def _read(path: str) -> bytes:
         raise UserError(f"cannot read '{path}': {e.strerror or e}") from None
 
 
+def codec_files(root: Path = DEFAULT_MODELS) -> list[Path]:
+    """Every codec file the pipeline writes under ``root``, at any depth (``models/``, ``models/machine/``,
+    ``models/replicates/``, …): ``*.safetensors`` except tag tables and resume states."""
+    from vlic.codec.tag_conditioning import SUFFIX
+
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*.safetensors")
+                  if not p.name.endswith(SUFFIX) and not any(part.endswith((".resume", ".staging")) or
+                                                             part.startswith(".") for part in p.relative_to(root).parts))
+
+
 def _find_model(fingerprint: bytes, name: str) -> Path:
-    """The checkpoint under models/ whose fingerprint matches the file's."""
+    """The checkpoint under models/ (any depth) whose fingerprint matches the file's."""
     from vlic.codec.families import read_fingerprint
 
-    candidates = sorted(DEFAULT_MODELS.glob("*.safetensors")) if DEFAULT_MODELS.is_dir() else []
+    candidates = codec_files()
     for c in candidates:
         if read_fingerprint(c) == fingerprint.hex():
             return c
-    raise UserError(f"'{name}' was made by model {fingerprint.hex()}; no checkpoint in '{DEFAULT_MODELS}/' has that "
-                    f"fingerprint ({len(candidates)} checked) — pass --model CKPT")
+    looked = (f"{len(candidates)} checked in {', '.join(sorted({f'{c.parent}/' for c in candidates}))}" if candidates
+              else f"no codec file found under {DEFAULT_MODELS}/")
+    raise UserError(f"'{name}' was made by model {fingerprint.hex()}; no checkpoint under '{DEFAULT_MODELS}/' has that "
+                    f"fingerprint ({looked}) — pass --model CKPT")
+
+
+def _tag_table(model_path: Path):
+    """The tag table beside a tag-guided codec (:func:`vlic.codec.tag_conditioning.table_path`), or None."""
+    from vlic.codec.tag_conditioning import TagEmbedding, table_path
+
+    path = table_path(model_path)
+    if not path.is_file():
+        return None
+    try:
+        return TagEmbedding.load(path)
+    except Exception as e:   # a damaged sidecar: one line, naming it
+        raise UserError(f"cannot read the tag table '{path}': {e}") from None
 
 
 def _load_codec(path: Path):
@@ -105,7 +132,10 @@ def _compress(args) -> int:
         loaded = load_rgb(args.input, max_pixels=limit)
     except ImageReadError as e:
         raise UserError(str(e)) from None
-    codec = _load_codec(_model_path(args))
+    model_path = _model_path(args)
+    codec = _load_codec(model_path)
+    if getattr(args, "tags", None) is None and _tag_table(model_path) is not None:
+        args.tags = "auto"   # a tag-guided codec codes the image's tags unless told otherwise (--tags none)
     tags = _tags(args, loaded.pixels, UserError)
     extra = {} if tags is None else {"tags": tags}
     try:
@@ -120,12 +150,13 @@ def _compress(args) -> int:
     _write(out, result.data)
     stats = dict(result.stats(), seconds=round(time.perf_counter() - t0, 3), input=str(args.input), output=str(out),
                  model=str(codec.checkpoint.path), fingerprint=codec.fingerprint.hex(),
-                 conversions=list(loaded.conversions))
+                 conversions=list(loaded.conversions), tags=tags)
     if args.json:
         print_json(stats)
     else:
         note = f" (input converted: {'; '.join(loaded.conversions)})" if loaded.conversions else ""
-        print(f"{out}: {result.bytes} bytes, {result.bpp:.4f} bpp, {stats['seconds']:.2f} s{note}")
+        tagged = "" if tags is None else f", tags {','.join(map(str, tags)) or 'none'}"
+        print(f"{out}: {result.bytes} bytes, {result.bpp:.4f} bpp{tagged}, {stats['seconds']:.2f} s{note}")
     return 0
 
 
@@ -156,19 +187,36 @@ def _decompress(args) -> int:
     path = Path(args.model) if args.model else _find_model(container.fingerprint, args.input)
     codec = _load_codec(path)
     steps = args.steps if args.steps is not None else getattr(codec, "default_steps", 1)
-    cfg = args.cfg if args.cfg is not None else getattr(codec, "default_cfg", 1.0)
+    table = _tag_table(path) if container.tags is not None else None
+    guided = table is not None
+    if guided:   # the file's tags condition the decoder, with CFG over the tags at the table's scale
+        cfg = args.cfg if args.cfg is not None else table.cfg_scale
+    else:
+        cfg = args.cfg if args.cfg is not None else getattr(codec, "default_cfg", 1.0)
     try:
-        pixels = codec.decompress(container, steps=steps, seed=args.seed, cfg_scale=cfg,
-                                  tile=None if args.untiled else "file", name=args.input, max_pixels=limit)
+        if guided:
+            from vlic.codec.tag_conditioning import decode
+
+            pixels = decode(codec, container, table, steps=steps, seed=args.seed, cfg_scale=cfg, name=args.input,
+                            max_pixels=limit, tile=None if args.untiled else "file")
+        else:
+            pixels = codec.decompress(container, steps=steps, seed=args.seed, cfg_scale=cfg,
+                                      tile=None if args.untiled else "file", name=args.input, max_pixels=limit)
     except DecodeError as e:
         raise UserError(str(e)) from None
     _write(out, png_encode(pixels))
+    tags = None if container.tags is None else list(container.tags)
+    tag_note = ("no tags in the file" if tags is None else
+                f"tags {','.join(map(str, tags)) or 'none'} used, CFG {cfg:g} over them" if guided else
+                "tags in the file not used: this model has no tag table")
     if args.json:
         print_json({"output": args.output, "width": container.width, "height": container.height, "steps": steps,
-                    "seed": args.seed, "seconds": round(time.perf_counter() - t0, 3), "model": str(path)})
+                    "seed": args.seed, "seconds": round(time.perf_counter() - t0, 3), "model": str(path),
+                    "tags": tags, "tags_used": guided, "tag_cfg_scale": cfg if guided else None})
     else:
         note = f" (source was {container.mode}; decoded as RGB)" if container.mode != "RGB" else ""
-        print(f"{args.output}: {container.width}×{container.height}, {steps} steps, seed {args.seed}{note}")
+        tagged = "" if tags is None else f"; {tag_note}"
+        print(f"{args.output}: {container.width}×{container.height}, {steps} steps, seed {args.seed}{tagged}{note}")
     return 0
 
 
@@ -197,9 +245,9 @@ def _info(args) -> int:
 
 
 def register(sub, tagger=None, tag_namer=None) -> None:
-    """``tagger(pixels, threshold, most) → class indices`` serves ``--tags auto`` and ``tag_namer(indices) → names``
-    lets ``info`` name a file's tags; both come from a higher layer (:mod:`vlic.perception.tags` via ``vlic.cli``)."""
-    """Add ``compress``, ``decompress`` and ``info`` to the ``vlic`` parser's subcommands."""
+    """Add ``compress``, ``decompress`` and ``info`` to the ``vlic`` parser's subcommands. ``tagger(pixels,
+    threshold, most) → class indices`` serves ``--tags auto`` and ``tag_namer(indices) → names`` lets ``info`` name a
+    file's tags; both come from a higher layer (:mod:`vlic.perception.tags` via ``vlic.cli``)."""
     p = sub.add_parser("compress", help="compress an image to a .vlic file")
     p.add_argument("input", metavar="IN.png")
     p.add_argument("output", metavar="OUT.vlic")
@@ -211,7 +259,8 @@ def register(sub, tagger=None, tag_namer=None) -> None:
     p.add_argument("--tags", default=None, metavar="auto|none|I,J,…",
                    help="code image-level tags in the file (format version 3): 'auto' = EfficientNet-Lite0's "
                         "ImageNet classes above --tag-threshold, 'none' = an empty tag list, or class indices "
-                        "(default: no tags, format version 2)")
+                        "(default: 'auto' for a tag-guided codec — one with a <codec>.tags.safetensors table beside "
+                        "it, as chapter 06 writes — else no tags, format version 2)")
     p.add_argument("--tag-threshold", type=float, default=0.1, metavar="P", help="--tags auto: class probability above which a class is a tag (default: 0.1)")
     p.add_argument("--max-tags", type=int, default=5, metavar="K", help="--tags auto: at most K tags (default: 5)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
@@ -221,10 +270,11 @@ def register(sub, tagger=None, tag_namer=None) -> None:
     p = sub.add_parser("decompress", help="decode a .vlic file to PNG (same seed, same output)")
     p.add_argument("input", metavar="IN.vlic")
     p.add_argument("output", metavar="OUT.png")
-    p.add_argument("--model", metavar="CKPT", help="codec checkpoint (default: the one under models/ that made the file)")
-    p.add_argument("--steps", type=int, default=None, help="Euler sampling steps (default: the model's — 1 for the laptop codec, as codec.sample_steps; FlowMo: its config's sample_steps, 25)")
+    p.add_argument("--model", metavar="CKPT", help="codec checkpoint (default: the one under models/, at any depth, that "
+                                                   "made the file; a tag table beside it conditions on the file's tags)")
+    p.add_argument("--steps", type=int, default=None, help="Euler sampling steps (default: the model's — codec.sample_steps for the laptop codec; FlowMo: its config's sample_steps, 25)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
-    p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: 1 = off; FlowMo: its config's cfg, 1.5, inside its CFG interval)")
+    p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: 1 = off; a tag-guided codec: its tag table's scale, over the tags; FlowMo: its config's cfg, 1.5, inside its CFG interval)")
     p.add_argument("--untiled", action="store_true", help="run the flow network on the whole image at once")
     p.add_argument("--json", action="store_true")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",

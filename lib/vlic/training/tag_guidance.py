@@ -1,57 +1,20 @@
-"""Tag guidance (Diff-ICMH's Tag Guidance Module, laptop form): a decoder conditioned on the image-level tags a
-``.vlic`` file carries (:mod:`vlic.codec.bitstream` format version 3, tags from :mod:`vlic.perception.tags`).
+"""Training tag guidance (Diff-ICMH's Tag Guidance Module, laptop form): a decoder conditioned on the image-level tags
+a ``.vlic`` file carries (:mod:`vlic.codec.bitstream` format version 3, tags from :mod:`vlic.perception.tags`). The
+table and the tag-conditioned decoder are :mod:`vlic.codec.tag_conditioning` (every decoder of a file uses them).
 
-* :class:`TagEmbedding` — a learned table, one ``cond_channels`` vector per ImageNet class (the "learned table"
-  option; Diff-ICMH uses its diffusion model's text encoder). An image's tag vector is the mean of its tags' rows,
-  added to the decoder's conditioning features at every position; no tags (or a dropped tag list) = the zero vector.
-  The table starts at zero, so a fresh table decodes exactly like the untagged codec.
 * :func:`finetune_with_tags` — :func:`vlic.training.finetune.finetune` with the table trained alongside the decoder
   (encoder frozen: equal tokens), each crop carrying its photo's tags, dropped to none for ``tag_dropout`` of the
   crops (10 % as in Diff-ICMH) so the decoder also learns the unconditional case.
-* :func:`decode` — decode a file with its tags and classifier-free guidance over the tags:
-  v = v(∅) + w · (v(tags) − v(∅)), where ∅ keeps the latent's conditioning and drops only the tags.
+* :func:`tag_guided_reconstructions` — the chapter's rows: each image compressed with its tags, decoded with them.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from vlic.codec.bitstream import TAG_CLASSES
-
-
-class TagEmbedding(nn.Module):
-    def __init__(self, channels: int, classes: int = TAG_CLASSES):
-        super().__init__()
-        self.table = nn.Embedding(classes, channels)
-        nn.init.zeros_(self.table.weight)
-
-    def forward(self, tags: list) -> torch.Tensor:
-        """(B, C, 1, 1) tag vectors of a batch of tag lists (an empty list → zeros)."""
-        rows = []
-        for t in tags:
-            t = [int(v) for v in t]
-            rows.append(self.table(torch.tensor(t)).mean(0) if t else self.table.weight.new_zeros(self.table.embedding_dim))
-        return torch.stack(rows)[:, :, None, None]
-
-    def save(self, path: str | Path) -> Path:
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        save_file({"table": self.table.weight.detach().contiguous()}, str(path))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "TagEmbedding":
-        from safetensors.torch import load_file
-
-        w = load_file(str(path))["table"]
-        out = cls(w.shape[1], w.shape[0])
-        out.table.weight.data.copy_(w)
-        return out.eval()
+from vlic.codec.tag_conditioning import TagEmbedding, decode  # noqa: F401  (decode: for the chapters' imports)
 
 
 class _Tagged(nn.Module):
@@ -79,7 +42,7 @@ class _Tagged(nn.Module):
 
 
 def finetune_with_tags(checkpoint, images: list[np.ndarray], image_tags: list[list[int]], cfg, name: str = "",
-                       tag_dropout: float = 0.1):
+                       tag_dropout: float = 0.1, cfg_scale: float = 1.0):
     """Fine-tune ``checkpoint``'s decoder (as :func:`vlic.training.finetune.finetune`, SC loss included when
     ``cfg.sc_weight`` > 0) together with a :class:`TagEmbedding`. Returns (checkpoint, table, curve rows)."""
     import copy
@@ -92,7 +55,7 @@ def finetune_with_tags(checkpoint, images: list[np.ndarray], image_tags: list[li
     if len(images) != len(image_tags):
         raise ValueError(f"{len(images)} images but {len(image_tags)} tag lists")
     model = decoder_copy(checkpoint, cfg.seed)
-    table = TagEmbedding(model.config.cond_channels)
+    table = TagEmbedding(model.config.cond_channels, cfg_scale=cfg_scale)   # the scale it is decoded with by default
     tagged = _Tagged(model, table)
     # a 4th channel holding the photo's index rides along with each crop (random_crops crops and flips it too)
     data = [torch.cat([x, torch.full_like(x[:1], k)]) for k, x in enumerate(to_tensor(im)[0] for im in images)]
@@ -108,36 +71,6 @@ def finetune_with_tags(checkpoint, images: list[np.ndarray], image_tags: list[li
     training = dict(checkpoint.training, finetune=asdict(cfg) | {"from": checkpoint.fingerprint, "variant": name,
                                                                   "tag_dropout": tag_dropout})
     return Checkpoint(model, copy.deepcopy(checkpoint.prior), checkpoint.rate, training), table, curves
-
-
-def decode(codec, data: bytes, table: TagEmbedding, steps: int = 1, seed: int = 0, cfg_scale: float = 1.0,
-           name: str = "<bytes>") -> np.ndarray:
-    """Decode a ``.vlic`` file with the tags it carries (none for an untagged file) and CFG over the tags, on the
-    file's tile layout (the same Euler steps and noise as :func:`vlic.codec.sampling.sample`)."""
-    from vlic.images import to_pixels
-    from vlic.codec.sampling import noise_like, start_point, timesteps
-    from vlic.codec.tiling import tiled
-
-    c, features, mean = codec.decode_condition(data, name)
-    f_tag = features + table([list(c.tags or ())])
-    model, p = codec.model, codec.config.patch
-    start = model.config.sample_start
-    x, ts = start_point(mean, noise_like(mean, seed), start), timesteps(steps, start=start)
-
-    def velocity(xt, t, ft, f0, mu):
-        tt = torch.full((xt.shape[0],), float(t))
-        v = model.velocity(xt, tt, ft, mu)
-        if cfg_scale != 1.0:
-            v0 = model.velocity(xt, tt, f0, mu)
-            v = v0 + cfg_scale * (v - v0)
-        return v
-
-    for i in range(steps):
-        t, s = float(ts[i]), float(ts[i + 1])
-        v = tiled(lambda xt, ft, f0, mu: velocity(xt, t, ft, f0, mu), x, [f_tag, features, mean], c.tile, c.overlap,
-                  [p, p, 1], align=p)
-        x = x + (s - t) * v
-    return to_pixels(x.clamp(-1, 1)[0, :, : c.height, : c.width])
 
 
 def tag_guided_reconstructions(name: str, rate_point: str, codec, table: TagEmbedding, images: dict[str, np.ndarray],
