@@ -56,10 +56,13 @@ class VLMSettings:
 def make_judge(name: str, vlm: VLMSettings | None = None, batch_size: int = 64, sim=None) -> Judge:
     """``name`` is a metric from :data:`vlic.judges.metric.METRICS`, ``vlm`` (then ``vlm`` settings are used),
     ``sim_vlm(<metric>)`` (then ``sim``, a :class:`~vlic.judges.simulated.SimulationSettings`, or its defaults) or
-    ``flipped(<any of these>)`` (its verdicts negated: the anti-oracle of :mod:`vlic.judges.oracle`)."""
-    from vlic.judges.oracle import FlippedJudge, flipped_inner, is_flipped
+    ``flipped(<any of these>)`` (its verdicts negated: the anti-oracle of :mod:`vlic.judges.oracle`) or ``coin`` (a
+    fair coin seeded by the images: the null of the same module)."""
+    from vlic.judges.oracle import COIN, CoinJudge, FlippedJudge, flipped_inner, is_flipped
     from vlic.judges.simulated import SimulatedVLMJudge, is_simulated, simulated_metric
 
+    if name == COIN:
+        return CoinJudge()
     if is_flipped(name):
         return FlippedJudge(make_judge(flipped_inner(name), vlm, batch_size, sim))
     if is_simulated(name):
@@ -84,14 +87,17 @@ def make_judge(name: str, vlm: VLMSettings | None = None, batch_size: int = 64, 
                                      max_new_tokens=vlm.max_tokens or 512, min_side=vlm.min_side,
                                      reasoning=vlm.reasoning)
         raise JudgeError(f"VLM backend '{vlm.backend}' unknown or not configured; expected one of {VLM_BACKENDS}")
-    raise JudgeError(f"unknown judge '{name}'; known: vlm, sim_vlm(<metric>), {', '.join(METRICS)}")
+    raise JudgeError(f"unknown judge '{name}'; known: vlm, sim_vlm(<metric>), flipped(<judge>), coin, "
+                     f"{', '.join(METRICS)}")
 
 
 def availability(name: str, vlm: VLMSettings | None = None) -> str | None:
     """None if judge ``name`` can be built here, else the plain reason ("not configured", "not available offline …")."""
-    from vlic.judges.oracle import flipped_inner, is_flipped
+    from vlic.judges.oracle import COIN, flipped_inner, is_flipped
     from vlic.judges.simulated import NAME
 
+    if name == COIN:
+        return None
     if is_flipped(name):
         return availability(flipped_inner(name), vlm)
     if name == "vlm":

@@ -124,17 +124,21 @@ def replicates(values: dict, seeds: Sequence[int | tuple[int, int]], workers: in
 
 def oracle_check(values: dict, seeds: Sequence[int] = (0,), judge: str = "psnr", workers: int = 1) -> pd.DataFrame:
     """The recipe's oracle check: chapter 04's post-training with ``judge`` alone as the reward (an *oracle*: a
-    preference the decoder can learn — for ``psnr``, "be closer to the original") and with the same judge flipped
-    (``flipped(<judge>)``, :mod:`vlic.judges.oracle`), each for every DPO seed, scored on the holdout by ``judge``.
-    The recipe passes when the oracle's held-out win-rate is above ½ and the flipped oracle's below: a recipe that
-    cannot learn a reward it can reach has a defect, and one whose flipped run also "improves" measures something
-    other than the preference. One row per run: ``reward``, ``seed``, ``winrate`` (by ``judge``, ties half) and its
-    interval over patches."""
+    preference the decoder can learn — for ``psnr``, "be closer to the original"), with the same judge flipped
+    (``flipped(<judge>)``) and with a coin for a judge (``coin``: no preference at all, the null; both in
+    :mod:`vlic.judges.oracle`), each for every DPO seed, scored on the holdout by ``judge``. The recipe passes when
+    the oracle's held-out win-rate is above ½ and the flipped oracle's below: a recipe that cannot learn a reward it
+    can reach has a defect, and one whose flipped run also "improves" measures something other than the preference.
+    The null says how far training with no preference moves the same win-rate — the drift the other two are read
+    against. One row per run: ``reward``, ``seed``, ``winrate`` (by ``judge``, ties half) and its interval over
+    patches."""
+    from vlic.judges.oracle import COIN
+
     rows = []
     jobs = []
-    for reward in (judge, f"flipped({judge})"):
+    for reward in (judge, f"flipped({judge})", COIN):
         referees = [r for r in as_list(values["referees"]) if r != judge]
-        # the held-out judge of the flipped run is the plain judge, a referee there (never a training judge)
+        # the held-out judge of the flipped and null runs is the plain judge, a referee there (never a training judge)
         run = {**values, "reward_judges": reward,
                "referees": ",".join(referees if reward == judge else [judge, *referees])}
         safe = reward.replace("(", "_").replace(")", "")
@@ -149,12 +153,19 @@ def oracle_check(values: dict, seeds: Sequence[int] = (0,), judge: str = "psnr",
 
 
 def oracle_verdict(table: pd.DataFrame) -> dict:
-    """Passed when every oracle run's win-rate is above ½ and every flipped run's below; the means per reward."""
+    """Passed when every oracle run's win-rate is above ½ and every flipped run's below; the means per reward (the
+    null's too, when the table has coin runs: not part of the verdict, the baseline to read it against)."""
+    from vlic.judges.oracle import COIN
+
     flip = table["reward"].str.startswith("flipped(")
-    oracle, flipped = table.loc[~flip, "winrate"], table.loc[flip, "winrate"]
-    return {"passed": bool(len(oracle) and len(flipped) and (oracle > 0.5).all() and (flipped < 0.5).all()),
-            "oracle_winrate_mean": round(float(oracle.mean()), 4),
-            "flipped_winrate_mean": round(float(flipped.mean()), 4), "runs": int(len(table))}
+    null = table["reward"] == COIN
+    oracle, flipped = table.loc[~flip & ~null, "winrate"], table.loc[flip, "winrate"]
+    out = {"passed": bool(len(oracle) and len(flipped) and (oracle > 0.5).all() and (flipped < 0.5).all()),
+           "oracle_winrate_mean": round(float(oracle.mean()), 4),
+           "flipped_winrate_mean": round(float(flipped.mean()), 4), "run_count": int(len(table))}
+    if null.any():
+        out["null_winrate_mean"] = round(float(table.loc[null, "winrate"].mean()), 4)
+    return out
 
 
 def recipe_search(values: dict, candidates: dict[str, dict], pretrain_seeds: Sequence[int], seeds: Sequence[int],
