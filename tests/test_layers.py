@@ -23,7 +23,7 @@ LAYERS = [
     {"eval"},
     {"lowlevel", "machine"},
     {"training"},
-    {"widgets", "reproduce", "pipeline", "lab"},
+    {"widgets", "reproduce", "pipeline", "lab", "study_summary"},
     {"cli"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}

@@ -175,6 +175,25 @@ def _numerics_install(args) -> int:
     return 0
 
 
+def _results_summary(args) -> int:
+    from vlic import study_summary
+
+    if args.readme or args.check:
+        same = study_summary.render_readme(args.results, args.readme or "README.md", check=args.check)
+        if args.check and not same:
+            print(f"{args.readme or 'README.md'}'s chapters table disagrees with {args.results}/: run "
+                  "`vlic results summary --readme`", file=sys.stderr)
+            return 1
+        print("chapters table " + ("already up to date" if same else f"written to {args.readme or 'README.md'}"))
+        return 0
+    rows = study_summary.answers(args.results)
+    if args.json:
+        print_json(rows)
+    else:
+        print(study_summary.render_text(rows))
+    return 0
+
+
 def _results_compare(args) -> int:
     from vlic import reproduce
 
@@ -273,10 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluation results")
     esub = ev.add_subparsers(dest="eval_command", required=True, metavar="ACTION")
-    p = esub.add_parser("render-readme", help="render results/eval.json's table into README.md between its markers")
+    p = esub.add_parser("render-readme", help="render results/eval.json's table into docs/evaluation.md between its markers")
     p.add_argument("--results", default="results/eval.json")
-    p.add_argument("--readme", default="README.md")
-    p.add_argument("--check", action="store_true", help="only compare; exit 1 if README disagrees")
+    p.add_argument("--readme", default="docs/evaluation.md", help="the page holding the table (default: docs/evaluation.md)")
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 if the page disagrees")
     p.set_defaults(func=_eval_render_readme)
 
     num = sub.add_parser("numerics", help="the pinned CPU numerics the study runs with (see vlic.numerics)")
@@ -287,13 +306,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--site-dir", help="site-packages folder (default: this interpreter's)")
     p.set_defaults(func=_numerics_install)
 
-    res = sub.add_parser("results", help="compare the study's results with the committed ones")
+    res = sub.add_parser("results", help="the study's answers, chapter by chapter; compare with the committed results")
     rsub = res.add_subparsers(dest="results_command", required=True, metavar="ACTION")
     p = rsub.add_parser("compare", help="every number of results/*.json vs git REV (timings skipped); exit 1 if any differs")
     p.add_argument("paths", nargs="*", help="default: results/*.json")
     p.add_argument("--rev", default="HEAD")
     p.add_argument("--max-lines", type=int, default=20)
     p.set_defaults(func=_results_compare)
+    p = rsub.add_parser("summary", help="each chapter's question and headline answer, read from results/ (the end of make study)")
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument("--readme", nargs="?", const="README.md", default=None, metavar="README",
+                   help="render the answers as the README's chapters table instead (between its markers)")
+    p.add_argument("--check", action="store_true", help="only check that the README's chapters table is up to date")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_results_summary)
 
     from vlic.codec.cli import register as register_codec
 

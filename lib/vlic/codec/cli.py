@@ -188,7 +188,7 @@ def _decompress(args) -> int:
     codec = _load_codec(path)
     steps = args.steps if args.steps is not None else getattr(codec, "default_steps", 1)
     table = _tag_table(path) if container.tags is not None else None
-    guided = table is not None
+    guided = table is not None and bool(container.tags)   # an empty tag list conditions on nothing
     if guided:   # the file's tags condition the decoder, with CFG over the tags at the table's scale
         cfg = args.cfg if args.cfg is not None else table.cfg_scale
     else:
@@ -206,8 +206,8 @@ def _decompress(args) -> int:
         raise UserError(str(e)) from None
     _write(out, png_encode(pixels))
     tags = None if container.tags is None else list(container.tags)
-    tag_note = ("no tags in the file" if tags is None else
-                f"tags {','.join(map(str, tags)) or 'none'} used, CFG {cfg:g} over them" if guided else
+    tag_note = ("no tags in the file" if tags is None else "the file's tag list is empty" if not tags else
+                f"tags {','.join(map(str, tags))} used, CFG {cfg:g} over them" if guided else
                 "tags in the file not used: this model has no tag table")
     if args.json:
         print_json({"output": args.output, "width": container.width, "height": container.height, "steps": steps,

@@ -1,7 +1,7 @@
-"""The evaluation's results table, rendered from ``results/eval.json`` into README.md between two markers.
+"""The evaluation's results table, rendered from ``results/eval.json`` into ``docs/evaluation.md`` between two markers.
 
 ``vlic eval render-readme`` rewrites the block; ``vlic eval render-readme --check`` (and a test) fails when the
-README disagrees with the committed results, so the README can never quote numbers the pipeline did not produce.
+page disagrees with the committed results, so it can never quote numbers the pipeline did not produce.
 """
 
 from __future__ import annotations
@@ -98,9 +98,9 @@ def update_readme(readme: str, table: str) -> str:
     return f"{head}{START}\n{table}\n{END}{tail}"
 
 
-def render_readme(results_path: str | Path = "results/eval.json", readme_path: str | Path = "README.md",
+def render_readme(results_path: str | Path = "results/eval.json", readme_path: str | Path = "docs/evaluation.md",
                   check: bool = False) -> bool:
-    """Rewrite (or, with ``check``, only compare) README's table block. Returns whether README is/was up to date."""
+    """Rewrite (or, with ``check``, only compare) the page's table block. Returns whether it is/was up to date."""
     results_path, readme_path = Path(results_path), Path(readme_path)
     if not results_path.is_file():
         raise FileNotFoundError(f"'{results_path}' not found: run `dvc repro evaluate` first")
