@@ -220,6 +220,12 @@ def test_explore_rewards_notebook_runs_headless(tmp_path, repo):
     assert (tmp_path / "out" / "rewards_summary.png").is_file()
     assert set(table["combination"]) == {"unanimous", "vlm", "majority"}
     assert (table["accuracy_kept"].dropna() >= 0.5).all()      # easy pairs: every reward mostly right
+    # "every combination at a glance" is a picture in the executed notebook, not the text "<Figure size … Axes>"
+    import nbformat
+
+    outputs = [o for c in nbformat.read(tmp_path / "out.ipynb", 4).cells for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert not any("<Figure size" in str(o.get("data", {}).get("text/plain", "")) for o in outputs)
 
 
 def test_reward_explorer_widget_builds_and_switches(tmp_path):

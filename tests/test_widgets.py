@@ -179,7 +179,8 @@ def test_options_say_what_runs_and_summary_highlights_the_current_setting(explor
 
 def test_summary_figure_is_a_sane_size_for_a_large_grid(explorer_inputs):
     from vlic.judges.reward_variants import grid
-    from vlic.widgets.reward_figures import figure_png, summary_figure
+    from vlic.viz import figure_png
+    from vlic.widgets.reward_figures import summary_figure
 
     s, runs, table = explorer_inputs
     variants = grid(COMBINATIONS, [1, 2, 3], [1, 2], ROLES, [ROLES.vlm], direct=False)

@@ -37,3 +37,21 @@ def save(fig, path: str | Path, dpi: int = 110) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
+
+
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (for a ``widgets.Image`` or :func:`shown`); the figure is not shown anywhere else."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def shown(fig, dpi: int = 100):
+    """What ``display(...)`` should get for a figure built without pyplot (``matplotlib.figure.Figure``): a PNG image.
+    ``display(fig)`` itself prints ``<Figure size … with N Axes>`` unless pyplot's inline backend happens to be on."""
+    from IPython.display import Image
+
+    return Image(data=figure_png(fig, dpi), format="png")
+

@@ -21,7 +21,8 @@ import pandas as pd
 from vlic.data.twoafc import TwoAFCSet
 from vlic.judges.ensemble import JudgeRun
 from vlic.judges.reward_variants import RewardVariant, Roles, is_stochastic, parse_variant, variant_outcome, variant_row
-from vlic.widgets.reward_figures import decision_text, figure_png, pair_png, summary_figure, summary_table
+from vlic.viz import figure_png
+from vlic.widgets.reward_figures import decision_text, pair_png, summary_figure, summary_table
 from vlic.widgets.reward_figures import zoom  # noqa: F401  (the explorer's zoom, importable from here)
 from vlic.widgets.verdicts import combination_label, verdict_html, verdict_table
 
@@ -44,8 +45,10 @@ class RewardExplorer:
                             [roles.vlm], direct=False)
             table = summary_table(variants, runs, pairs)
         self.table = table
+        # sized to the longest label (a cut label hid which judges a rule combines)
+        width = max(24, max(len(v) for v in self.labels.values()) + 8)
         self.w_combo = w.Dropdown(options=[(self.labels[c], c) for c in combinations], value=combinations[0],
-                                  description="reward", layout=w.Layout(width="32em"))
+                                  description="reward", layout=w.Layout(width=f"{width}ch"))
         self.w_seeds = w.IntSlider(1, 1, max(1, max_seeds), description="seeds n")
         self.w_orders = w.ToggleButtons(options=[("both orders", 2), ("one order", 1)], value=2)
         self.w_only = w.Checkbox(False, description="accepted pairs only", indent=False)
@@ -63,7 +66,8 @@ class RewardExplorer:
         self.w_only.observe(lambda _: self._browse(), "value")
         for c in (self.w_combo, self.w_seeds, self.w_orders):
             c.observe(lambda _: self.refresh(), "value")
-        self.box = w.VBox([w.HBox([self.w_combo, self.w_seeds, self.w_orders]), self.summary_text, self.summary_image,
+        self.box = w.VBox([w.HBox([self.w_combo, self.w_seeds, self.w_orders], layout=w.Layout(flex_flow="row wrap")),
+                           self.summary_text, self.summary_image,
                            w.HBox([self.w_pair, self.w_zoom, self.w_only]), self.pair_title, self.pair_image,
                            self.verdicts])
         self.refresh()

@@ -29,13 +29,6 @@ def zoom(img: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(img[y : y + ch, x : x + cw], f, axis=0), f, axis=1)
 
 
-def figure_png(fig: Figure, dpi: int = 100) -> bytes:
-    """The figure as PNG bytes (for a ``widgets.Image``); the figure is not shown anywhere else."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
-
-
 def decision_text(label: int, reason: str | None) -> str:
     return "A" if label < 0 else "B" if label > 0 else f"discard ({reason})"
 
