@@ -137,3 +137,40 @@ def test_bootstrap_ci_brackets_the_point():
 def test_bad_comparisons(bad, match):
     with pytest.raises(ValueError, match=match):
         elo_ratings(bad)
+
+
+@pytest.mark.parametrize("wins,games", [(7, 10), (5, 10), (10, 10), (23, 40)])
+def test_elo_intervals_match_an_exact_bootstrap_written_independently(wins, games):
+    """Two players, ``wins`` of ``games`` to A. Resampling games with replacement makes A's wins Binomial(games,
+    wins/games); for each possible count the MAP rating difference solves, in one dimension,
+    k − n·σ(d) = prior·d/2 (θ_A = d/2, θ_B = −d/2, Gaussian prior of precision ``prior`` on each). The exact
+    percentile bootstrap — quantiles of that discrete distribution — must match elo_bootstrap's interval, and a
+    lower bound is never pinned at 1000 unless the data are."""
+    from scipy.optimize import brentq
+    from scipy.stats import binom
+
+    prior, level = 0.01, 0.95
+    scale = 400.0 / np.log(10.0)
+
+    def elo_a(k: int) -> float:
+        d = brentq(lambda d: k - games / (1.0 + np.exp(-d)) - prior * d / 2, -60, 60)
+        return 1000.0 + scale * d / 2
+
+    values = np.array([elo_a(k) for k in range(games + 1)])
+    pmf = binom.pmf(np.arange(games + 1), games, wins / games)
+    cdf = np.cumsum(pmf)
+
+    def exact_quantile(q: float) -> float:   # inverse CDF of the discrete bootstrap distribution
+        return float(values[np.searchsorted(cdf, q - 1e-12)])
+
+    comps = [("A", "B", 1.0)] * wins + [("A", "B", 0.0)] * (games - wins)
+    got = elo_bootstrap(comps, n_boot=4000, seed=1)
+    assert got["A"]["elo"] == pytest.approx(elo_a(wins), abs=1e-3)
+    assert got["A"]["elo"] + got["B"]["elo"] == pytest.approx(2000.0, abs=1e-6)
+    step = np.diff(values).max()   # neighbouring counts: the sampled quantile may sit one count away at a CDF step
+    assert abs(got["A"]["ci_low"] - exact_quantile((1 - level) / 2)) <= step + 1e-6
+    assert abs(got["A"]["ci_high"] - exact_quantile(1 - (1 - level) / 2)) <= step + 1e-6
+    assert got["B"]["ci_low"] == pytest.approx(2000.0 - got["A"]["ci_high"], abs=1e-3)
+    if 0 < wins < games:
+        assert got["A"]["ci_low"] < got["A"]["elo"] < got["A"]["ci_high"]
+        assert got["B"]["ci_low"] < 1000.0 or got["A"]["ci_low"] < 1000.0

@@ -277,3 +277,36 @@ def test_agreement_has_a_bootstrap_interval(tmp_path):
     a = judge_human_agreement(tmp_path, oracle, n_boot=300)
     assert a["pairs"] == 10 and a["ci_low"] <= a["agreement"] <= a["ci_high"] and a["ci_high"] - a["ci_low"] > 0
     assert judge_human_agreement(tmp_path / "none", oracle)["pairs"] == 0
+
+
+def test_done_for_now_ends_the_session_at_any_time_and_the_results_follow_the_answers(tmp_path):
+    """After two of five answers *Done for now* hides the pair and says what was saved; *Start* resumes at the next
+    pair. A LiveResults panel wired to on_answer recounts after every answer and after Done, with the codecs' Elo and
+    intervals (pairs comparing codecs: codec_p0 / codec_p1)."""
+    import pandas as pd
+
+    from vlic.widgets.human_study import HumanStudyWidget, LiveResults
+
+    s = _study_pairs(5)
+    meta = pd.DataFrame({"family": s.family, "id": s.ids, "codec_p0": ["vlic"] * 5, "codec_p1": ["jpeg"] * 5})
+    pairs = TwoAFCSet(s.ref, s.p0, s.p1, s.human, s.family, s.ids, meta)
+    study = HumanStudy(tmp_path, "kim", pairs=pairs)
+    results = LiveResults(tmp_path, n_boot=50)
+    assert "no answers yet" in results.box.value
+    widget = HumanStudyWidget(study, display=32, on_answer=results.update)
+    assert widget.done_button.disabled                                   # nothing to end before Start
+    widget.start()
+    assert not widget.done_button.disabled
+    widget.choose("left")
+    assert "1 answers" in results.box.value and "kim: 1" in results.box.value and "vlic" in results.box.value
+    widget.choose("right")
+    widget.done_button.click()
+    assert widget.pair_box.layout.display == "none" and "Done for now" in widget.status.value
+    assert "2 of 5 answered" in widget.status.value and len(read_answers(tmp_path)) == 2
+    assert "2 answers" in results.box.value and "Elo (95 % bootstrap interval)" in results.box.value
+    widget.handle_key({"type": "keydown", "key": "1"})                  # ended: keys answer nothing …
+    assert len(read_answers(tmp_path)) == 2
+    widget.handle_key({"type": "keydown", "key": "Enter"})              # … until Start
+    assert "pair 3 of 5" in widget.status.value
+    widget.choose("left")
+    assert "3 answers" in results.box.value

@@ -8,7 +8,9 @@ to JupyterLab as usual; the buttons always work.
 
 The first pair appears, and its clock starts, only when the rater presses *Start*: the first answer's time does not
 include loading the notebook. Every answer goes straight to disk through :class:`vlic.eval.human_study.HumanStudy`; the
-counter in the widget is the one to read (it follows every answer and undo).
+counter in the widget is the one to read (it follows every answer and undo). *Done for now* ends the session at any
+time (the answers are already saved; *Start* resumes). :class:`LiveResults` is a panel that follows the answers:
+pass its ``update`` as ``on_answer`` and it recounts the answers and the codecs' Elo after each one.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ class HumanStudyWidget:
         self.left_button = w.Button(description="◀ left is closer  [1]", layout=w.Layout(width="auto"))
         self.right_button = w.Button(description="right is closer ▶  [2]", layout=w.Layout(width="auto"))
         self.undo_button = w.Button(description="↶ undo last answer  [u]", layout=w.Layout(width="auto"))
+        self.done_button = w.Button(description="Done for now", layout=w.Layout(width="auto"))
         self.start_button.on_click(lambda _: self.start())
+        self.done_button.on_click(lambda _: self.finish())
         self.left_button.on_click(lambda _: self.choose("left"))
         self.right_button.on_click(lambda _: self.choose("right"))
         self.undo_button.on_click(lambda _: self.undo())
@@ -71,7 +75,8 @@ class HumanStudyWidget:
              w.HBox([w.VBox([self.left, self.left_button], layout=w.Layout(align_items="center")),
                      w.VBox([self.right, self.right_button], layout=w.Layout(align_items="center"))])],
             layout=w.Layout(align_items="center"))
-        self.box = w.VBox([self.caption, self.start_button, self.pair_box, w.HBox([self.undo_button]), self.status],
+        self.box = w.VBox([self.caption, self.start_button, self.pair_box, w.HBox([self.undo_button, self.done_button]),
+                           self.status],
                           layout=w.Layout(align_items="center"))
         self.box.add_class("vlic-study")
         self.keyboard = self._attach_keyboard()
@@ -105,6 +110,13 @@ class HumanStudyWidget:
         self.study.start_clock()
         self._show()
 
+    def finish(self) -> None:
+        """End the session now: hide the pair (its clock stops mattering: it was not answered); *Start* resumes."""
+        self.started = False
+        self._show()
+        if self.on_answer:
+            self.on_answer(None)
+
     def choose(self, side: str) -> None:
         if not self.started or self.study.next_trial() is None:
             return
@@ -128,6 +140,7 @@ class HumanStudyWidget:
         trial = s.next_trial()
         where = f"answers saved to <code>{s.answers_path}</code>"
         if trial is None:
+            self.done_button.disabled = True
             for img in (self.ref, self.left, self.right):
                 img.value = b""
             self.pair_box.layout.display = "none"
@@ -137,9 +150,12 @@ class HumanStudyWidget:
             return
         if not self.started:
             self.pair_box.layout.display = "none"
-            self.status.value = (f"rater '{s.rater}': {s.answered} of {s.total} answered, {s.remaining} to go. Press "
-                                 f"<b>Start</b> when ready — the timing starts then.")
+            self.done_button.disabled = True
+            stopped = "<b>Done for now</b> — " if s.answered else ""
+            self.status.value = (f"{stopped}rater '{s.rater}': {s.answered} of {s.total} answered, {s.remaining} to go "
+                                 f"({where}). Press <b>Start</b> when ready — the timing starts then.")
             return
+        self.done_button.disabled = False
         self.pair_box.layout.display = None
         self.left_button.disabled = self.right_button.disabled = False
         self.ref.value = png_bytes(trial.ref, self.display)
@@ -153,3 +169,42 @@ class HumanStudyWidget:
         from IPython.display import display
 
         display(self.box)
+
+
+class LiveResults:
+    """A panel that follows the answers: how many each rater gave and, when the pairs compare codecs, the codecs' Elo
+    with 95 % bootstrap intervals (:func:`vlic.eval.elo.elo_bootstrap`). ``update`` redraws it (``on_answer``)."""
+
+    def __init__(self, study_dir, n_boot: int = 300, seed: int = 0):
+        self.study_dir, self.n_boot, self.seed = study_dir, n_boot, seed
+        self.box = w.HTML()
+        self.update()
+
+    def update(self, _row: dict | None = None) -> None:
+        import html
+
+        from vlic.eval.elo import elo_bootstrap
+        from vlic.eval.human_study import codec_comparisons, read_answers
+
+        answers = read_answers(self.study_dir)
+        if not len(answers):
+            self.box.value = "<i>no answers yet</i>"
+            return
+        counts = answers.groupby("rater").size()
+        parts = [f"<b>{len(answers)} answers</b> (" + ", ".join(f"{html.escape(str(r))}: {n}" for r, n in counts.items())
+                 + ")"]
+        try:
+            elo = elo_bootstrap(codec_comparisons(self.study_dir), n_boot=self.n_boot, seed=self.seed)
+        except ValueError as e:   # pairs without codec columns, or nothing to compare yet
+            parts.append(f"Elo: {html.escape(str(e))}")
+        else:
+            rows = sorted(elo.items(), key=lambda kv: -kv[1]["elo"])
+            parts.append("Elo (95 % bootstrap interval): " + "; ".join(
+                f"{html.escape(p)} {r['elo']:.0f} [{r['ci_low']:.0f}, {r['ci_high']:.0f}]" for p, r in rows))
+        self.box.value = "<br>".join(parts)
+
+    def _ipython_display_(self):  # pragma: no cover - display in Jupyter
+        from IPython.display import display
+
+        display(self.box)
+
