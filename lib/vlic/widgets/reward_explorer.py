@@ -7,6 +7,11 @@ Everything the widget shows is made as plain values, so tests drive it without a
 with the whole rationale wrapped, and :func:`vlic.widgets.reward_figures.summary_figure` is what the summary panel
 shows (current setting highlighted) and what the headless notebook saves.
 
+Keys: while the mouse pointer is over the explorer (a blue frame shows it) every key goes to the explorer, never to
+JupyterLab — a focused slider or menu can no longer pass ``a``/``b``/``dd``/``m`` on to the notebook, which inserted,
+deleted or converted cells (read through ``ipyevents``, as the human study does). ←/→ step through the pairs, ↑/↓
+zoom; the controls work with the mouse. Elsewhere keys go to JupyterLab as usual.
+
 Signs of ratings: see :mod:`vlic.widgets.verdicts`.
 """
 
@@ -25,6 +30,12 @@ from vlic.viz import figure_png
 from vlic.widgets.reward_figures import decision_text, pair_png, summary_figure, summary_table
 from vlic.widgets.reward_figures import zoom  # noqa: F401  (the explorer's zoom, importable from here)
 from vlic.widgets.verdicts import combination_label, verdict_html, verdict_table
+
+
+PREVIOUS_KEYS, NEXT_KEYS = {"ArrowLeft", ","}, {"ArrowRight", "."}
+ZOOM_IN_KEYS, ZOOM_OUT_KEYS = {"ArrowUp", "+", "="}, {"ArrowDown", "-"}
+STYLE = ("<style>.vlic-explorer{border:3px solid transparent;border-radius:6px;padding:6px}"
+         ".vlic-explorer.ipyevents-watched{border-color:#3b82f6}</style>")
 
 
 class RewardExplorer:
@@ -66,11 +77,39 @@ class RewardExplorer:
         self.w_only.observe(lambda _: self._browse(), "value")
         for c in (self.w_combo, self.w_seeds, self.w_orders):
             c.observe(lambda _: self.refresh(), "value")
-        self.box = w.VBox([w.HBox([self.w_combo, self.w_seeds, self.w_orders], layout=w.Layout(flex_flow="row wrap")),
+        self.keys_help = w.HTML(STYLE + "<small>While the pointer is over the explorer (blue frame) keys stay here: "
+                                "←/→ pair, ↑/↓ zoom. Elsewhere they go to JupyterLab.</small>")
+        self.box = w.VBox([self.keys_help,
+                           w.HBox([self.w_combo, self.w_seeds, self.w_orders], layout=w.Layout(flex_flow="row wrap")),
                            self.summary_text, self.summary_image,
                            w.HBox([self.w_pair, self.w_zoom, self.w_only]), self.pair_title, self.pair_image,
                            self.verdicts])
+        self.box.add_class("vlic-explorer")
+        self.keyboard = self._attach_keyboard()
         self.refresh()
+
+    def _attach_keyboard(self):
+        try:
+            from ipyevents import Event
+        except ImportError:  # the controls still work with the mouse
+            return None
+        ev = Event(source=self.box, watched_events=["keydown"], prevent_default_action=True)
+        ev.on_dom_event(self.handle_key)
+        return ev
+
+    def handle_key(self, event: dict) -> None:
+        """A key pressed over the explorer: ←/→ previous / next browsable pair, ↑/↓ zoom; any other key is swallowed."""
+        key = event.get("key")
+        options = [v for _, v in self.w_pair.options]
+        k = options.index(self.w_pair.value)
+        if key in PREVIOUS_KEYS and k > 0:
+            self.w_pair.value = options[k - 1]
+        elif key in NEXT_KEYS and k < len(options) - 1:
+            self.w_pair.value = options[k + 1]
+        elif key in ZOOM_IN_KEYS:
+            self.w_zoom.value = min(self.w_zoom.max, self.w_zoom.value + 1)
+        elif key in ZOOM_OUT_KEYS:
+            self.w_zoom.value = max(self.w_zoom.min, self.w_zoom.value - 1)
 
     def variant(self) -> RewardVariant:
         return parse_variant(f"{self.w_combo.value}:n{self.w_seeds.value}:o{self.w_orders.value}", self.roles)
