@@ -8,7 +8,7 @@ from vlic.console import UserError, print_json
 
 
 def limits_text(timeout_s: float, max_retries: int, retry_budget_s: float) -> str:
-    """What the HTTP judge's limits allow at most, in words (``vlic judge --help``, README "Limits")."""
+    """What the HTTP judge's limits allow at most, in words (``vlic judge --help``, docs/limits.md)."""
     from vlic.judges.vlm_api import MAX_RESPONSE_BYTES, worst_case_seconds
 
     worst = worst_case_seconds(timeout_s, max_retries, retry_budget_s)
