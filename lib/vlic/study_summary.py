@@ -98,7 +98,9 @@ def _machine(d: dict) -> str:
 
 
 def _lowlevel(d: dict) -> str:
-    return d["answers"][0].split(" (")[0]
+    first = d["answers"][0]
+    caveat = first.split("— but", 1)[1].strip().rstrip(".") if "— but" in first else ""
+    return first.split(" (")[0] + (f" — but {caveat}" if caveat else "")
 
 
 CHAPTERS = (
