@@ -99,7 +99,7 @@ def _machine(d: dict) -> str:
 
 def _lowlevel(d: dict) -> str:
     first = d["answers"][0]
-    caveat = first.split("— but", 1)[1].strip().rstrip(".") if "— but" in first else ""
+    caveat = first.split("— but", 1)[1].split(".")[0].strip() if "— but" in first else ""
     return first.split(" (")[0] + (f" — but {caveat}" if caveat else "")
 
 
