@@ -228,30 +228,8 @@ def test_explore_rewards_notebook_runs_headless(tmp_path, repo):
     assert not any("<Figure size" in str(o.get("data", {}).get("text/plain", "")) for o in outputs)
 
 
-def test_reward_explorer_widget_builds_and_switches(tmp_path):
-    pytest.importorskip("ipywidgets")
-    from vlic.data.twoafc import TwoAFCSet
-    import pandas as pd
-
-    from vlic.judges.reward_variants import Roles
-    from vlic.widgets.reward_explorer import RewardExplorer, zoom
-
-    refs, p0, p1 = zip(*[_pair(seed=k) for k in range(4)])
-    ids = [str(k) for k in range(4)]
-    s = TwoAFCSet(list(refs), list(p0), list(p1), np.zeros(4), ["x"] * 4, ids, pd.DataFrame({"family": "x", "id": ids}))
-    roles = Roles(vlm="sim_vlm(psnr)", lpips="ssim", majority=("vlm", "lpips", "haarpsi"))
-    runs = {j: run_judge(make_judge(j), s.ref, s.p0, s.p1, seeds=4, orders=2) for j in ("sim_vlm(psnr)", "ssim", "haarpsi")}
-    ex = RewardExplorer(s, runs, roles, ["unanimous", "majority"], 2)
-    assert ex.variant().token == "unanimous:n1:o2"
-    ex.w_combo.value, ex.w_seeds.value, ex.w_orders.value = "majority", 2, 1
-    assert ex.variant().token == "majority:n2:o1" and ex.outcome.variant.rule == "majority"
-    assert zoom(refs[0], 4).shape == refs[0].shape and np.array_equal(zoom(refs[0], 1), refs[0])
-
-
-def test_reward_explorer_keeps_keys_away_from_jupyterlab_and_uses_them(tmp_path):
-    """Over the explorer every key is captured (ipyevents, default action prevented): ←/→ step through the pairs,
-    ↑/↓ zoom, and a/b/d/m — JupyterLab's insert/delete/convert-cell shortcuts — change nothing."""
-    pytest.importorskip("ipyevents")
+def _explorer():
+    """A reward explorer over four easy pairs (simulated VLM on PSNR, SSIM, HaarPSI; unanimous and majority)."""
     from vlic.data.twoafc import TwoAFCSet
     import pandas as pd
 
@@ -263,7 +241,25 @@ def test_reward_explorer_keeps_keys_away_from_jupyterlab_and_uses_them(tmp_path)
     s = TwoAFCSet(list(refs), list(p0), list(p1), np.zeros(4), ["x"] * 4, ids, pd.DataFrame({"family": "x", "id": ids}))
     roles = Roles(vlm="sim_vlm(psnr)", lpips="ssim", majority=("vlm", "lpips", "haarpsi"))
     runs = {j: run_judge(make_judge(j), s.ref, s.p0, s.p1, seeds=4, orders=2) for j in ("sim_vlm(psnr)", "ssim", "haarpsi")}
-    ex = RewardExplorer(s, runs, roles, ["unanimous", "majority"], 2)
+    return RewardExplorer(s, runs, roles, ["unanimous", "majority"], 2), refs
+
+
+def test_reward_explorer_widget_builds_and_switches(tmp_path):
+    pytest.importorskip("ipywidgets")
+    from vlic.widgets.reward_explorer import zoom
+
+    ex, refs = _explorer()
+    assert ex.variant().token == "unanimous:n1:o2"
+    ex.w_combo.value, ex.w_seeds.value, ex.w_orders.value = "majority", 2, 1
+    assert ex.variant().token == "majority:n2:o1" and ex.outcome.variant.rule == "majority"
+    assert zoom(refs[0], 4).shape == refs[0].shape and np.array_equal(zoom(refs[0], 1), refs[0])
+
+
+def test_reward_explorer_keeps_keys_away_from_jupyterlab_and_uses_them(tmp_path):
+    """Over the explorer every key is captured (ipyevents, default action prevented): ←/→ step through the pairs,
+    ↑/↓ zoom, and a/b/d/m — JupyterLab's insert/delete/convert-cell shortcuts — change nothing."""
+    pytest.importorskip("ipyevents")
+    ex, _ = _explorer()
     kb = ex.keyboard
     assert kb is not None and kb.source is ex.box and kb.watched_events == ["keydown"] and kb.prevent_default_action
     assert "vlic-explorer" in ex.box._dom_classes

@@ -23,14 +23,13 @@ import numpy as np
 from PIL import Image
 
 from vlic.eval.human_study import HumanStudy
+from vlic.widgets.keys import capture_keys, frame_css
 
 LEFT_KEYS = {"1", "ArrowLeft", "a"}
 RIGHT_KEYS = {"2", "ArrowRight", "l"}
 UNDO_KEYS = {"u", "z", "Backspace"}
 START_KEYS = {"Enter", " "}
-# the frame that says "keys go to the study now": ipyevents adds .ipyevents-watched while the pointer is over it
-STYLE = ("<style>.vlic-study{border:3px solid transparent;border-radius:6px;padding:6px}"
-         ".vlic-study.ipyevents-watched{border-color:#3b82f6}</style>")
+STYLE = frame_css("vlic-study")   # the frame that says "keys go to the study now"
 
 
 def png_bytes(img: np.ndarray, display: int) -> bytes:
@@ -79,17 +78,8 @@ class HumanStudyWidget:
                            self.status],
                           layout=w.Layout(align_items="center"))
         self.box.add_class("vlic-study")
-        self.keyboard = self._attach_keyboard()
+        self.keyboard = capture_keys(self.box, self.handle_key)
         self._show()
-
-    def _attach_keyboard(self):
-        try:
-            from ipyevents import Event
-        except ImportError:  # buttons still work
-            return None
-        ev = Event(source=self.box, watched_events=["keydown"], prevent_default_action=True)
-        ev.on_dom_event(self.handle_key)
-        return ev
 
     def handle_key(self, event: dict) -> None:
         key = event.get("key")

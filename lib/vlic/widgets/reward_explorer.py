@@ -27,6 +27,7 @@ from vlic.data.twoafc import TwoAFCSet
 from vlic.judges.ensemble import JudgeRun
 from vlic.judges.reward_variants import RewardVariant, Roles, is_stochastic, parse_variant, variant_outcome, variant_row
 from vlic.viz import figure_png
+from vlic.widgets.keys import capture_keys, frame_css
 from vlic.widgets.reward_figures import decision_text, pair_png, summary_figure, summary_table
 from vlic.widgets.reward_figures import zoom  # noqa: F401  (the explorer's zoom, importable from here)
 from vlic.widgets.verdicts import combination_label, verdict_html, verdict_table
@@ -34,8 +35,7 @@ from vlic.widgets.verdicts import combination_label, verdict_html, verdict_table
 
 PREVIOUS_KEYS, NEXT_KEYS = {"ArrowLeft", ","}, {"ArrowRight", "."}
 ZOOM_IN_KEYS, ZOOM_OUT_KEYS = {"ArrowUp", "+", "="}, {"ArrowDown", "-"}
-STYLE = ("<style>.vlic-explorer{border:3px solid transparent;border-radius:6px;padding:6px}"
-         ".vlic-explorer.ipyevents-watched{border-color:#3b82f6}</style>")
+STYLE = frame_css("vlic-explorer")
 
 
 class RewardExplorer:
@@ -85,17 +85,8 @@ class RewardExplorer:
                            w.HBox([self.w_pair, self.w_zoom, self.w_only]), self.pair_title, self.pair_image,
                            self.verdicts])
         self.box.add_class("vlic-explorer")
-        self.keyboard = self._attach_keyboard()
+        self.keyboard = capture_keys(self.box, self.handle_key)
         self.refresh()
-
-    def _attach_keyboard(self):
-        try:
-            from ipyevents import Event
-        except ImportError:  # the controls still work with the mouse
-            return None
-        ev = Event(source=self.box, watched_events=["keydown"], prevent_default_action=True)
-        ev.on_dom_event(self.handle_key)
-        return ev
 
     def handle_key(self, event: dict) -> None:
         """A key pressed over the explorer: ←/→ previous / next browsable pair, ↑/↓ zoom; any other key is swallowed."""
