@@ -55,6 +55,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from vlic.codec.flow_model import cat_conditions, enable_gradient_checkpointing, mask_condition
+from vlic.codec.sampling import noised
 from vlic.files import recover_dir, replace_dir
 from vlic.images import to_pixels, to_tensor
 from vlic.training.buffer import Candidate, Judgement, OnlinePreferenceCollector, PreferenceBuffer, PreferencePair
@@ -246,17 +247,6 @@ def pair_times(model: nn.Module, cfg: DPOConfig, n: int, gen: torch.Generator) -
         return grid[torch.randint(0, len(grid), (n,), generator=gen)]
     u = torch.sigmoid(torch.randn(n, generator=gen)) if cfg.dpo_times == "logit_normal" else 1 - torch.rand(n, generator=gen)
     return path_start(model, cfg) * u
-
-
-def noised(x: torch.Tensor, start: torch.Tensor, t: torch.Tensor, t0: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x_t, velocity target) of sample ``x`` at time ``t`` on the straight path from x (t = 0) to the sampler's start
-    ``start`` (t = t₀): x_t = (1 − t/t₀)·x + (t/t₀)·start, v = (start − x)/t₀. With t₀ = 1 and start = ε this is the
-    usual x_t = (1 − t)·x + t·ε, v = ε − x. A sampler that starts from (1 − t₀)·μ + t₀·ε integrates exactly this
-    path's velocity, so the pairs are noised the way the decoder meets them: on the data path instead, x_t carries
-    (1 − t₀)·(x − μ) more detail at t₀ than anything the sampler sees, and DPO learns how to denoise states it never
-    visits (issue #23, validation photos, DPO seed 0: the PSNR oracle won 0.59 that way, 0.96 on this path)."""
-    r = t / t0
-    return (1 - r) * x + r * start, (start - x) / t0
 
 
 def informative_times(model: nn.Module, cfg: DPOConfig) -> torch.Tensor:

@@ -160,11 +160,11 @@ def training_loss(model: DiffusionCodec, x: torch.Tensor, cfg: PretrainConfig, p
     t = training_times(B, gen, cfg.start_time_share, model.config.sample_start).view(B, 1, 1, 1).to(dev)
     eps = torch.randn(x.shape, generator=gen).to(dev)
     if cfg.flow_path == "sampler":
-        from vlic.codec.sampling import start_point
+        from vlic.codec.sampling import noised, start_point
 
         t0 = float(model.config.sample_start)
         t = t0 * (1 - torch.rand(B, generator=gen)).view(B, 1, 1, 1).to(dev)
-        x_t = (1 - t / t0) * x + (t / t0) * start_point(mean.detach(), eps, t0)
+        x_t, _ = noised(x, start_point(mean.detach(), eps, t0), t, t0)
         v = model.velocity(x_t, t.view(B), features * keep, mean * keep)
         x0 = x_t - t * v
         flow = F.mse_loss(x0, x)
