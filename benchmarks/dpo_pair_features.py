@@ -30,7 +30,7 @@ from vlic.config import load_params
 from vlic.data.prepare import load_photos
 from vlic.images import to_pixels, to_tensor
 from vlic.judges.factory import make_judge
-from vlic.training.dpo_trainer import sample_candidates
+from vlic.training.dpo.trainer import sample_candidates
 from vlic.training.pretrain import random_crops
 from vlic.training.reward import UnanimousReward
 

@@ -67,8 +67,8 @@ def test_a_bad_type_is_one_line_naming_the_key(value, hint, message):
 
 
 def test_every_section_of_params_yaml_builds_its_typed_objects():
-    from vlic.training.dpo_setup import DPORun
-    from vlic.training.dpo_trainer import DPOConfig
+    from vlic.training.dpo.setup import DPORun
+    from vlic.training.dpo.trainer import DPOConfig
 
     for profile in (load_params(REPO / "params.yaml"),
                     merge(load_params(REPO / "params.yaml"), load_params(REPO / "params" / "paper.yaml"))):

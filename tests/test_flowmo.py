@@ -1,4 +1,4 @@
-"""vlic.codec.flowmo against FlowMo's own code: golden tensors of a tiny FlowMo, the released models' parameter
+"""vlic.codec.flowmo.model against FlowMo's own code: golden tensors of a tiny FlowMo, the released models' parameter
 schema, ``vlic flowmo check``, strict weight loading and the sampler's schedules."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vlic.cli import main
-from vlic.codec.flowmo import (RELEASED, FlowMo, FlowMoConfig, FlowMoWeightsError, bits_to_code, decoder_condition,
+from vlic.codec.flowmo.model import (RELEASED, FlowMo, FlowMoConfig, FlowMoWeightsError, bits_to_code, decoder_condition,
                                flow_times, load_weights, null_condition, read_state_dict, rf_sample,
                                save_released_layout)
-from vlic.codec.flowmo_check import OUTPUTS, TOLERANCE, check_fixture, load_fixture, max_abs_errors, recompute
+from vlic.codec.flowmo.check import OUTPUTS, TOLERANCE, check_fixture, load_fixture, max_abs_errors, recompute
 
 FIXTURE = Path(__file__).parent / "fixtures" / "flowmo"
 

@@ -16,10 +16,10 @@ from PIL import Image
 
 from vlic.cli import main
 from vlic.codec.bitstream import parse
-from vlic.codec.flowmo import FlowMo, FlowMoConfig, FlowMoWeightsError, save_released_layout
-from vlic.codec.flowmo_checkpoint import (FlowMoCheckpoint, infer_config, load_codec_checkpoint,
+from vlic.codec.flowmo.model import FlowMo, FlowMoConfig, FlowMoWeightsError, save_released_layout
+from vlic.codec.flowmo.checkpoint import (FlowMoCheckpoint, infer_config, load_codec_checkpoint,
                                           save_codec_checkpoint)
-from vlic.codec.flowmo_codec import FlowMoCodec, blended_velocity, fit_token_prior, tile_boxes
+from vlic.codec.flowmo.codec import FlowMoCodec, blended_velocity, fit_token_prior, tile_boxes
 from vlic.codec.image_codec import DecodeError
 from conftest import synthetic_photo as _photo
 
@@ -203,7 +203,7 @@ def server():
 
 
 def test_download_records_then_verifies_the_lock(server, tmp_path):
-    from vlic.codec.flowmo_download import download_model
+    from vlic.codec.flowmo.download import download_model
     from vlic.fetch import DownloadError
 
     urls = {"flowmo_lo": f"{server}/flowmo_lo.pth"}
@@ -222,7 +222,7 @@ def test_download_records_then_verifies_the_lock(server, tmp_path):
 
 
 def test_download_offline_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
-    from vlic.codec import flowmo_download
+    from vlic.codec.flowmo import download as flowmo_download
 
     monkeypatch.setitem(flowmo_download.RELEASED_URLS, "flowmo_hi", "http://127.0.0.1:9/flowmo_hi.pth")
     assert main(["models", "download", "flowmo_hi", "--dir", str(tmp_path), "--lock", str(tmp_path / "l.json")]) == 2

@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from vlic.codec.flowmo import FlowMo, FlowMoConfig, save_released_layout
+from vlic.codec.flowmo.model import FlowMo, FlowMoConfig, save_released_layout
 from vlic.config import set_args
 from vlic.pipeline import feeds
 

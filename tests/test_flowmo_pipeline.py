@@ -13,14 +13,14 @@ import torch
 from conftest import synthetic_photo
 from vlic.codec import families
 from vlic.codec.flow_model import enable_gradient_checkpointing
-from vlic.codec.flowmo import FlowMo, FlowMoConfig, save_released_layout
-from vlic.codec.flowmo_checkpoint import FlowMoCheckpoint
-from vlic.codec.flowmo_codec import FlowMoCodec
+from vlic.codec.flowmo.model import FlowMo, FlowMoConfig, save_released_layout
+from vlic.codec.flowmo.checkpoint import FlowMoCheckpoint
+from vlic.codec.flowmo.codec import FlowMoCodec
 from vlic.eval.benchmark import learned_codecs, learned_reconstructions
 from vlic.eval.decoder_comparison import bitstream_rates, compare_on_same_bitstream
 from vlic.training.buffer import Candidate, Judgement
-from vlic.training.dpo_memory import memory_estimate
-from vlic.training.dpo_trainer import DPOConfig, post_trained_checkpoint, train_dpo
+from vlic.training.dpo.memory import memory_estimate
+from vlic.training.dpo.trainer import DPOConfig, post_trained_checkpoint, train_dpo
 from vlic.training.flowmo_import import import_released
 
 # 64-px tiles, patch 8, 16 tokens × 4 bits: the released layout and code path at a size a CPU test can train
@@ -118,7 +118,7 @@ def test_gradient_checkpointing_is_refused_for_the_unet_codec():
 
 
 def test_memory_estimate_counts_the_released_models_parameters_exactly():
-    from vlic.codec.flowmo import FLOWMO_LO
+    from vlic.codec.flowmo.model import FLOWMO_LO
 
     with torch.device("meta"):
         n = FlowMo(FLOWMO_LO).parameter_count()

@@ -11,9 +11,9 @@ import torch
 
 from conftest import synthetic_photo
 from vlic.cli import main
-from vlic.codec.flowmo import FlowMo
-from vlic.codec.flowmo_checkpoint import load_codec_checkpoint
-from vlic.codec.flowmo_codec import FlowMoCodec
+from vlic.codec.flowmo.model import FlowMo
+from vlic.codec.flowmo.checkpoint import load_codec_checkpoint
+from vlic.codec.flowmo.codec import FlowMoCodec
 from vlic.training.flowmo_pretrain import (FlowMoPretrainConfig, entropy_group, flowmo_init_, lfq_losses, mini_config,
                                            pretrain_flowmo, train_flowmo)
 

@@ -57,7 +57,7 @@ def test_the_coin_is_fair_deterministic_and_antisymmetric_and_ignores_quality():
 def test_oracle_verdict_needs_the_oracle_above_and_the_flipped_below_half_and_reports_the_null():
     import pandas as pd
 
-    from vlic.training.dpo_seed_study import oracle_verdict
+    from vlic.training.dpo.seed_study import oracle_verdict
 
     def table(oracle, flipped, null=()):
         rows = [{"reward": "psnr", "winrate": w} for w in oracle]

@@ -95,8 +95,8 @@ def test_a_chapter_depends_on_the_library_files_it_imports_and_none_are_listed_b
     stages = yaml.safe_load(render(decl, params, REPO))["stages"]
     evaluate = stages["evaluate"]["deps"]
     assert "lib/vlic/stats.py" in evaluate and "lib/vlic/eval/benchmark.py" in evaluate   # imported, transitively
-    assert "lib/vlic/training/dpo_trainer.py" not in evaluate                            # not imported
-    assert "lib/vlic/training/dpo_trainer.py" in stages["dpo"]["deps"]
+    assert "lib/vlic/training/dpo/trainer.py" not in evaluate                            # not imported
+    assert "lib/vlic/training/dpo/trainer.py" in stages["dpo"]["deps"]
     bad = {"stages": {"evaluate": {**decl["stages"]["evaluate"], "deps": ["lib/vlic/stats.py"]}}}
     with pytest.raises(PipelineError, match="derived from"):
         render(bad, params, REPO)

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from vlic import files
-from vlic.training import dpo_trainer
-from vlic.training.dpo_trainer import CHECKPOINT_DIR, train_dpo
+from vlic.training.dpo import trainer as dpo_trainer
+from vlic.training.dpo.trainer import CHECKPOINT_DIR, train_dpo
 
 from test_training_dpo_trainer import _cfg, closer_wins, photos, tiny  # noqa: F401  (fixtures)
 

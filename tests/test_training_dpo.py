@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from vlic.training.dpo_loss import diffusion_dpo_loss, per_sample_error
+from vlic.training.dpo.loss import diffusion_dpo_loss, per_sample_error
 
 
 def test_per_sample_error():

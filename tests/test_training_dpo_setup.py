@@ -1,5 +1,5 @@
 """Chapter 04's run assembled from its parameters: dvc.yaml → parameters, the setup, the seed summary, and the
-same trainer on two processes (Accelerate's multi-CPU launcher) and through `vlic.training.dpo_launch`."""
+same trainer on two processes (Accelerate's multi-CPU launcher) and through `vlic.training.dpo.launch`."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from PIL import Image
 
 from vlic.config import ParamsError, build, load_params
 from vlic.notebooks import parameter_names, stage_parameters
-from vlic.training.dpo_seed_study import across_seeds
-from vlic.training.dpo_setup import setup_dpo
-from vlic.training.dpo_trainer import DPOConfig
+from vlic.training.dpo.seed_study import across_seeds
+from vlic.training.dpo.setup import setup_dpo
+from vlic.training.dpo.trainer import DPOConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,10 +109,10 @@ def test_setup_builds_the_chapters_run_and_refuses_bad_parameters(workspace):
 
 
 def test_launched_run_is_the_run_the_chapter_resumes(workspace, monkeypatch):
-    """`python -m vlic.training.dpo_launch` trains and leaves its state; the chapter's call then resumes it at the
+    """`python -m vlic.training.dpo.launch` trains and leaves its state; the chapter's call then resumes it at the
     last step (no training) and gets the same weights."""
-    from vlic.training import dpo_launch
-    from vlic.training.dpo_trainer import train_dpo
+    from vlic.training.dpo import launch as dpo_launch
+    from vlic.training.dpo.trainer import train_dpo
 
     shutil.rmtree(workspace / "models" / "codec_dpo.resume", ignore_errors=True)
     (workspace / "p.yaml").write_text(textwrap.dedent(f"""
@@ -141,7 +141,7 @@ def _two_process_run(out: str) -> None:
     from test_training_dpo_trainer import TINY, _cfg, closer_wins
     from vlic.codec.autoencoder import DiffusionCodec
     from vlic.codec.checkpoint import Checkpoint, build_prior
-    from vlic.training.dpo_trainer import train_dpo
+    from vlic.training.dpo.trainer import train_dpo
 
     torch.manual_seed(0)
     model = DiffusionCodec(TINY).eval()
@@ -176,7 +176,7 @@ def test_two_level_interval_uses_pretrained_models_as_the_unit():
     import pandas as pd
     from scipy import stats
 
-    from vlic.training.dpo_seed_study import pretrained_path, two_level
+    from vlic.training.dpo.seed_study import pretrained_path, two_level
 
     runs = pd.DataFrame({"pretrain_seed": [0, 0, 0, 1, 1, 1, 2, 2, 2],
                          "w": [0.60, 0.62, 0.64, 0.50, 0.52, 0.54, 0.70, 0.72, 0.74]})

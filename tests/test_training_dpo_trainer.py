@@ -14,7 +14,7 @@ from vlic.eval.winrate import scores_from_preferences, win_rate
 from vlic.judges.cache import VerdictCache
 from vlic.judges.factory import make_judge
 from vlic.training.buffer import Candidate, Judgement
-from vlic.training.dpo_trainer import DPOConfig, post_trained_checkpoint, train_dpo
+from vlic.training.dpo.trainer import DPOConfig, post_trained_checkpoint, train_dpo
 from vlic.training.reward import UnanimousReward
 
 TINY = CodecConfig(fsq_levels=(5, 3), downsample=16, flow_widths=(16, 16), tile=32, encoder_width=16,
@@ -161,7 +161,7 @@ def test_the_sampler_path_starts_where_the_sampler_starts_and_its_velocity_lands
     import dataclasses
 
     from vlic.codec.sampling import start_point
-    from vlic.training.dpo_trainer import noised
+    from vlic.training.dpo.trainer import noised
 
     g = torch.Generator().manual_seed(0)
     x, eps = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1, torch.randn(2, 3, 32, 32, generator=g)

@@ -325,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_codec(sub, tagger=_auto_tags, tag_namer=_tag_names)
 
-    from vlic.codec.flowmo_cli import register as register_flowmo  # vlic flowmo check, vlic models download
+    from vlic.codec.flowmo.cli import register as register_flowmo  # vlic flowmo check, vlic models download
 
     register_flowmo(sub)
     return parser

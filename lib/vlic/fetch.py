@@ -33,7 +33,7 @@ class DownloadError(RuntimeError):
 class RemoteFile:
     url: str
     filename: str
-    sha256: str | None  # None: not published — the caller records the hash of the first download (see vlic.codec.flowmo_download)
+    sha256: str | None  # None: not published — the caller records the hash of the first download (see vlic.codec.flowmo.download)
     size: int | None = None
     extract: bool = False     # unpack (zip / tar.gz) into the collection folder after verifying
 

@@ -217,7 +217,7 @@ def stage_parameters(stage: str, params: dict, dvc_yaml: str | Path = "dvc.yaml"
     """The parameters the notebook of DVC stage ``stage`` receives from ``params`` (a loaded params.yaml):
     its ``-y "name: ${section.key}"`` arguments rendered as DVC renders them and parsed as papermill parses them.
 
-    Scripts that must do exactly what a chapter does (e.g. ``accelerate launch -m vlic.training.dpo_launch``) read
+    Scripts that must do exactly what a chapter does (e.g. ``accelerate launch -m vlic.training.dpo.launch``) read
     their parameters through this, so dvc.yaml stays the one place that maps params.yaml onto a chapter.
     """
     import re

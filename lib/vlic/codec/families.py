@@ -1,11 +1,11 @@
 """The two codec families behind one door: the laptop UNet codec (``vlic-codec/1`` safetensors,
 :mod:`vlic.codec.checkpoint`) and FlowMo (a released ``.pth``, or ``vlic-flowmo/1`` safetensors with a fitted token
-prior, :mod:`vlic.codec.flowmo_checkpoint`). Chapters, the CLI and the trainers load, wrap and save codecs only
+prior, :mod:`vlic.codec.flowmo.checkpoint`). Chapters, the CLI and the trainers load, wrap and save codecs only
 through here, so every one of them accepts both families.
 
 Both checkpoint kinds have ``model`` (networks with the calls of :mod:`vlic.codec.flow_model`), ``prior``, ``rate``,
 ``training``, ``path``, ``fingerprint``, ``config`` and ``save(path)``; both codecs (:class:`ImageCodec`,
-:class:`~vlic.codec.flowmo_codec.FlowMoCodec`) have ``compress``, ``decompress``, ``decode_condition``, ``sample``,
+:class:`~vlic.codec.flowmo.codec.FlowMoCodec`) have ``compress``, ``decompress``, ``decode_condition``, ``sample``,
 ``mean_pixels`` (None for FlowMo: it has no mean head), ``decode_codes`` and ``tokens``.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vlic.codec import checkpoint as unet_checkpoint
-from vlic.codec import flowmo_checkpoint
+from vlic.codec.flowmo import checkpoint as flowmo_checkpoint
 
 FAMILIES = ("unet", "flowmo")
 
@@ -39,9 +39,9 @@ def family_of(path: str | Path) -> str:
 
 
 def load(path: str | Path):
-    """A :class:`~vlic.codec.checkpoint.Checkpoint` or :class:`~vlic.codec.flowmo_checkpoint.FlowMoCheckpoint`,
+    """A :class:`~vlic.codec.checkpoint.Checkpoint` or :class:`~vlic.codec.flowmo.checkpoint.FlowMoCheckpoint`,
     by the file's format; :class:`CodecLoadError` (one line) if it is neither or does not load."""
-    from vlic.codec.flowmo import FlowMoWeightsError
+    from vlic.codec.flowmo.model import FlowMoWeightsError
 
     path = Path(path)
     if not path.is_file():
@@ -57,7 +57,7 @@ def load(path: str | Path):
 def image_codec(ck):
     """The codec (pixels ⇄ ``.vlic`` bytes) of a checkpoint of either family."""
     if isinstance(ck, flowmo_checkpoint.FlowMoCheckpoint):
-        from vlic.codec.flowmo_codec import FlowMoCodec
+        from vlic.codec.flowmo.codec import FlowMoCodec
 
         return FlowMoCodec(ck)
     from vlic.codec.image_codec import ImageCodec

@@ -1,6 +1,6 @@
 """What post-training and held-out scoring ask of a codec's networks — the same calls for both families, so one
 Diffusion-DPO trainer and one held-out path serve the laptop UNet codec (:class:`~vlic.codec.autoencoder.DiffusionCodec`)
-and FlowMo (:class:`~vlic.codec.flowmo.FlowMo`):
+and FlowMo (:class:`~vlic.codec.flowmo.model.FlowMo`):
 
 * ``crop_size`` — the side of the square crops the networks train on (the UNet's tile, FlowMo's ``image_size``);
 * ``quantized(x)`` — images (B, 3, s, s) in [-1, 1] → their quantized code, with the straight-through gradient of the

@@ -46,8 +46,8 @@ def decode_codes(model, codes: torch.Tensor, height: int, width: int, steps: int
     latent decoder and the tiled flow; FlowMo bits (tiles, code_length, context_dim) through FlowMo's sampler over the
     file's tiles."""
     if not isinstance(model, DiffusionCodec):
-        from vlic.codec.flowmo import bits_to_code, decoder_condition
-        from vlic.codec.flowmo_codec import render_tiles
+        from vlic.codec.flowmo.model import bits_to_code, decoder_condition
+        from vlic.codec.flowmo.codec import render_tiles
 
         return render_tiles(model, decoder_condition(bits_to_code(codes)), height, width, tile, overlap, steps, seed)
     features, mean = model.condition_from_codes(codes)

@@ -1,1 +1,1 @@
-"""Training: codec pre-training (``pretrain``), Diffusion-DPO post-training (``dpo``) and its online preference buffer."""
+"""Training: codec pre-training (``pretrain``), Diffusion-DPO post-training (the subpackage ``dpo``) and its online preference buffer."""

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from vlic.codec.families import load
-from vlic.codec.flowmo_checkpoint import FlowMoCheckpoint
-from vlic.codec.flowmo_codec import FlowMoCodec, fit_token_prior
+from vlic.codec.flowmo.checkpoint import FlowMoCheckpoint
+from vlic.codec.flowmo.codec import FlowMoCodec, fit_token_prior
 from vlic.fetch import sha256_of
 from vlic.training.pretrain import PretrainResult
 

@@ -1,4 +1,4 @@
-"""Training a FlowMo (:class:`vlic.codec.flowmo.FlowMo`, the paper profile's architecture) from scratch: FlowMo's
+"""Training a FlowMo (:class:`vlic.codec.flowmo.model.FlowMo`, the paper profile's architecture) from scratch: FlowMo's
 objective in miniature, for the laptop's architecture comparison (chapter 02).
 
 Phase 1 (``steps`` steps, random ``image_size``-pixel crops of the training photos, drawn on the fly and mirrored at
@@ -17,8 +17,8 @@ linear weight of the double-stream blocks is rescaled to its initial norm); Adam
 warm-up and cosine decay; an EMA of the weights, which is what is saved.
 
 Phase 2: the token prior is fitted to the EMA model's tokens of every tile of the training photos
-(:func:`vlic.codec.flowmo_codec.fit_token_prior`), and weights + prior are saved as one ``vlic-flowmo/1`` safetensors
-file (:func:`vlic.codec.flowmo_checkpoint.save_codec_checkpoint`), so ``vlic compress --model <file>`` works.
+(:func:`vlic.codec.flowmo.codec.fit_token_prior`), and weights + prior are saved as one ``vlic-flowmo/1`` safetensors
+file (:func:`vlic.codec.flowmo.checkpoint.save_codec_checkpoint`), so ``vlic compress --model <file>`` works.
 
 Resumable like :mod:`vlic.training.pretrain`: every ``checkpoint_every`` steps the full state goes to
 ``resume_path``; the same configuration continues from there, another one starts over (and says so).
@@ -36,9 +36,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from vlic.codec.flowmo import FlowMo, FlowMoConfig, decoder_condition
-from vlic.codec.flowmo_checkpoint import FlowMoCheckpoint, save_codec_checkpoint, uniform_prior
-from vlic.codec.flowmo_codec import FlowMoCodec, fit_token_prior
+from vlic.codec.flowmo.model import FlowMo, FlowMoConfig, decoder_condition
+from vlic.codec.flowmo.checkpoint import FlowMoCheckpoint, save_codec_checkpoint, uniform_prior
+from vlic.codec.flowmo.codec import FlowMoCodec, fit_token_prior
 from vlic.images import to_tensor
 from vlic.training.pretrain import PerceptualLoss, resolve_device, training_loop
 

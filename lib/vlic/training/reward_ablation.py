@@ -1,6 +1,6 @@
 """Short DPO runs, one per reward variant and training seed, from the same pre-trained codec (chapter 03).
 
-A :class:`AblationJob` trains with :func:`~vlic.training.dpo_trainer.train_dpo` (inline judging,
+A :class:`AblationJob` trains with :func:`~vlic.training.dpo.trainer.train_dpo` (inline judging,
 ``judge_workers = 0``, so a run is reproducible) using the variant's :class:`~vlic.training.reward.CombinedReward`,
 then decodes the *pre-trained* bitstream of every holdout photo with the post-trained decoder (same codes, same
 noise seed as the base decoder — :mod:`vlic.eval.decoder_comparison`) and cuts the evaluation patches. The chapter
@@ -30,7 +30,7 @@ from vlic.eval.decoder_comparison import HeldoutCodes
 from vlic.judges.factory import VLMSettings
 from vlic.judges.reward_variants import RewardVariant
 from vlic.judges.simulated import SimulationSettings
-from vlic.training.dpo_trainer import DPOConfig
+from vlic.training.dpo.trainer import DPOConfig
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ class AblationJob:
 
     def key(self, fingerprint: str, n_images: int) -> str:
         from vlic.judges import combination, simulated
-        from vlic.training import dpo_trainer, reward
+        from vlic.training import reward
+        from vlic.training.dpo import trainer as dpo_trainer
 
         h = hashlib.sha256(json.dumps({
             "variant": dataclasses.asdict(self.variant), "seed": self.train_seed, "cfg": dataclasses.asdict(self.cfg),
@@ -83,7 +84,7 @@ def run_job(job: AblationJob, images: Sequence[np.ndarray], evals: Sequence[Held
         from vlic.codec.families import image_codec, load
         from vlic.eval.decoder_comparison import decode_patches
         from vlic.judges.cache import VerdictCache
-        from vlic.training.dpo_trainer import post_trained_checkpoint, train_dpo
+        from vlic.training.dpo.trainer import post_trained_checkpoint, train_dpo
 
         base = load(job.checkpoint)
         cache = VerdictCache(job.cache_path)

@@ -1,7 +1,7 @@
 """Diffusion-DPO post-training of a pre-trained codec, with an online preference buffer judged concurrently.
 
 Two copies of the pre-trained codec's networks — the laptop :class:`~vlic.codec.autoencoder.DiffusionCodec` or
-FlowMo (:class:`~vlic.codec.flowmo.FlowMo`, the paper's base model); the trainer only uses the calls of
+FlowMo (:class:`~vlic.codec.flowmo.model.FlowMo`, the paper's base model); the trainer only uses the calls of
 :mod:`vlic.codec.flow_model`:
 
 * the **policy** — trainable, *encoder included* (the paper does not freeze it): every step re-encodes the originals,
@@ -59,7 +59,7 @@ from vlic.codec.sampling import noised
 from vlic.files import recover_dir, replace_dir
 from vlic.images import to_pixels, to_tensor
 from vlic.training.buffer import Candidate, Judgement, OnlinePreferenceCollector, PreferenceBuffer, PreferencePair
-from vlic.training.dpo_loss import diffusion_dpo_loss
+from vlic.training.dpo.loss import diffusion_dpo_loss
 from vlic.training.pretrain import UnsafeResumeState, random_crops, read_state
 
 
@@ -142,7 +142,8 @@ def _code_digest() -> str:
     """SHA-256 of the training code itself, so a resume state made by an older version is not reused."""
     import hashlib
 
-    from vlic.training import buffer, dpo_loss
+    from vlic.training import buffer
+    from vlic.training.dpo import loss as dpo_loss
 
     h = hashlib.sha256()
     for path in sorted({__file__, dpo_loss.__file__, buffer.__file__}):
@@ -284,7 +285,7 @@ def train_dpo(
     stop_at: int | None = None,
 ) -> DPOResult:
     """Post-train ``checkpoint``'s codec (a laptop :class:`~vlic.codec.checkpoint.Checkpoint` or a
-    :class:`~vlic.codec.flowmo_checkpoint.FlowMoCheckpoint`) on random crops of ``images`` (uint8 RGB) with preferences from ``reward``.
+    :class:`~vlic.codec.flowmo.checkpoint.FlowMoCheckpoint`) on random crops of ``images`` (uint8 RGB) with preferences from ``reward``.
 
     ``stop_at``: return after that many steps (the run is interrupted as by a time limit; its state is saved to
     ``resume_dir`` and the next call continues it). While it runs, the rank's resume directory is locked

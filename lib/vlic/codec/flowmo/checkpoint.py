@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from vlic.codec.flowmo import FlowMo, FlowMoConfig, FlowMoWeightsError, check_state_dict, read_state_dict
+from vlic.codec.flowmo.model import FlowMo, FlowMoConfig, FlowMoWeightsError, check_state_dict, read_state_dict
 from vlic.codec.checkpoint import WeightsFingerprint
 from vlic.codec.prior import TokenPrior
 

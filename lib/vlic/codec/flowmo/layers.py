@@ -1,5 +1,5 @@
 """The transformer of FlowMo (Sargent et al., 2025): a Flux-style double-stream DiT over image patches and a 1-D token
-stream, used both as FlowMo's encoder and as its rectified-flow decoder (:mod:`vlic.codec.flowmo` assembles them).
+stream, used both as FlowMo's encoder and as its rectified-flow decoder (:mod:`vlic.codec.flowmo.model` assembles them).
 
 Reading order: rotary position embedding over three axes (:func:`rope_tables`, :func:`apply_rope`), μP attention
 (:func:`attention`: scale ``8 / head_dim`` instead of ``1 / sqrt(head_dim)``), QK RMSNorm, adaLN modulation,

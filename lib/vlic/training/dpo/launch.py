@@ -1,8 +1,8 @@
 """Post-train on several processes or GPUs with HF Accelerate — the run chapter 04 would do, then let it evaluate.
 
-    accelerate launch -m vlic.training.dpo_launch                          # params.yaml, as `dvc repro dpo` would
-    accelerate launch --num_processes 8 -m vlic.training.dpo_launch --profile params/paper.yaml
-    python -m vlic.training.dpo_launch                                    # one process (same as the chapter)
+    accelerate launch -m vlic.training.dpo.launch                          # params.yaml, as `dvc repro dpo` would
+    accelerate launch --num_processes 8 -m vlic.training.dpo.launch --profile params/paper.yaml
+    python -m vlic.training.dpo.launch                                    # one process (same as the chapter)
 
 The parameters are chapter 04's, read through dvc.yaml's ``dpo`` stage (:func:`vlic.notebooks.stage_parameters`),
 so the run has the resume key the chapter computes. Every process trains on its own buffer (its own candidates,
@@ -18,12 +18,12 @@ import sys
 
 from vlic.config import load_params, merge
 from vlic.notebooks import stage_parameters
-from vlic.training.dpo_setup import setup_dpo
-from vlic.training.dpo_trainer import train_dpo
+from vlic.training.dpo.setup import setup_dpo
+from vlic.training.dpo.trainer import train_dpo
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m vlic.training.dpo_launch", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m vlic.training.dpo.launch", description=__doc__.split("\n")[0])
     ap.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
     ap.add_argument("--profile", default=None, help="override file applied on top, e.g. params/paper.yaml")
     ap.add_argument("--dvc-yaml", default="dvc.yaml", help="pipeline whose 'dpo' stage maps params to the chapter")

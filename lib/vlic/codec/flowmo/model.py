@@ -3,7 +3,7 @@ implementation that loads the released FlowMo-Lo / FlowMo-Hi checkpoints.
 
 * :class:`FlowMoConfig` — FlowMo's own configuration fields (``model.*``, ``data.image_size``, ``eval.sampling.*``)
   plus its DiT entry (``dit_b_4``: width, heads, RoPE axes), which FlowMo scales by ``mup_width / 4``;
-* :class:`FlowMo` — encoder and decoder, two :class:`~vlic.codec.flowmo_layers.FluxTransformer`; ``encode``
+* :class:`FlowMo` — encoder and decoder, two :class:`~vlic.codec.flowmo.layers.FluxTransformer`; ``encode``
   (image → ``code_length`` × ``context_dim`` pre-quantization code), :func:`lfq_quantize` (sign of every channel: one
   bit each, FlowMo's test-time ``codebook_size_for_entropy = 1``), :func:`decoder_condition` (code + a ones channel;
   CFG's null condition is that tensor × 0) and ``velocity`` (the decoder's rectified-flow velocity);
@@ -14,7 +14,7 @@ implementation that loads the released FlowMo-Lo / FlowMo-Hi checkpoints.
   ``torch.load(weights_only=True)`` (never unpickles code), or a safetensors file; strict, with one-line errors.
 
 Images are (B, 3, H, W) tensors in [-1, 1] with H, W multiples of ``patch_size``. FlowMo trains and codes
-``image_size``-pixel squares (256 for the released models); whole photographs are tiled (:mod:`vlic.codec.flowmo_codec`).
+``image_size``-pixel squares (256 for the released models); whole photographs are tiled (:mod:`vlic.codec.flowmo.codec`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vlic.codec.flowmo_layers import FluxTransformer
+from vlic.codec.flowmo.layers import FluxTransformer
 
 DIT_B_4 = {"hidden_size": 768, "mlp_ratio": 4.0, "num_heads": 12, "axes_dim": (8, 28, 28), "theta": 10_000, "qkv_bias": True}
 

@@ -34,9 +34,9 @@ def _transformer_flops(params: int, tokens: int, hidden: int, depth: int) -> flo
 
 def memory_estimate(config, cfg, tflops: float = 150.0) -> dict:
     """Estimated bytes and FLOPs of post-training a FlowMo of ``config`` (a
-    :class:`~vlic.codec.flowmo.FlowMoConfig`) with the trainer's ``cfg`` (a
-    :class:`~vlic.training.dpo_trainer.DPOConfig`), per process; hours at ``tflops`` TFLOP/s sustained."""
-    from vlic.codec.flowmo import FlowMo, cfg_window, flow_times
+    :class:`~vlic.codec.flowmo.model.FlowMoConfig`) with the trainer's ``cfg`` (a
+    :class:`~vlic.training.dpo.trainer.DPOConfig`), per process; hours at ``tflops`` TFLOP/s sustained."""
+    from vlic.codec.flowmo.model import FlowMo, cfg_window, flow_times
 
     with torch.device("meta"):
         model = FlowMo(config)

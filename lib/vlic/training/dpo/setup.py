@@ -1,8 +1,8 @@
 """Chapter 04's post-training run, assembled from its parameters in one place.
 
-Chapter 04 (in-process, one CPU or GPU) and ``accelerate launch -m vlic.training.dpo_launch`` (many processes)
+Chapter 04 (in-process, one CPU or GPU) and ``accelerate launch -m vlic.training.dpo.launch`` (many processes)
 both call :func:`setup_dpo` with the same parameters, so they build the same base codec, photos, reward and
-:class:`~vlic.training.dpo_trainer.DPOConfig` — and therefore the same resume key: a run launched on many GPUs
+:class:`~vlic.training.dpo.trainer.DPOConfig` — and therefore the same resume key: a run launched on many GPUs
 leaves its final state in ``models/codec_dpo.resume/``, and the chapter then *resumes* it at its last step (no
 further training) and evaluates it.
 """
@@ -20,7 +20,7 @@ from vlic.config import build
 from vlic.data.prepare import load_photos
 from vlic.judges.cache import VerdictCache
 from vlic.judges.factory import VLMSettings, availability, make_judge
-from vlic.training.dpo_trainer import DPOConfig
+from vlic.training.dpo.trainer import DPOConfig
 from vlic.training.reward import UnanimousReward
 
 

@@ -1,4 +1,4 @@
-"""Proof that :mod:`vlic.codec.flowmo` computes what FlowMo's own code computes: recompute a golden fixture.
+"""Proof that :mod:`vlic.codec.flowmo.model` computes what FlowMo's own code computes: recompute a golden fixture.
 
 A fixture folder (``tests/fixtures/flowmo/`` is one; its README says how it was made) holds ``fixture.json`` (FlowMo's
 ``config`` and the DiT entry ``tiny_dit_b_4_override``), ``tiny_state_dict.safetensors`` (a small FlowMo's weights)
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from vlic.codec.flowmo import FlowMo, FlowMoConfig, load_weights, null_condition, rf_sample
+from vlic.codec.flowmo.model import FlowMo, FlowMoConfig, load_weights, null_condition, rf_sample
 
 TOLERANCE = 1e-4
 OUTPUTS = ("code_pre_quantization", "code_quantized", "velocity", "velocity_null_code", "samples_cfg",

@@ -48,8 +48,8 @@ def replicate(values: dict, seed: int, pretrain_seed: int = 0, on: str = "holdou
     from vlic.data.splits import Crops, crop_boxes, random_crops
     from vlic.eval.decoder_comparison import bitstream_rates, compare_on_same_bitstream
     from vlic.eval.heldout import score_comparison, win_rates, winrate_row
-    from vlic.training.dpo_setup import setup_dpo
-    from vlic.training.dpo_trainer import post_trained_checkpoint, train_dpo
+    from vlic.training.dpo.setup import setup_dpo
+    from vlic.training.dpo.trainer import post_trained_checkpoint, train_dpo
 
     t0 = time.perf_counter()
     if int(values.get("threads", 0)):

@@ -1,9 +1,9 @@
 """``vlic flowmo check`` and ``vlic models download``: FlowMo on the command line (``vlic compress | decompress``
 load FlowMo checkpoints through :mod:`vlic.codec.families`).
 
-``vlic flowmo check DIR [--json]`` recomputes a golden fixture (:mod:`vlic.codec.flowmo_check`) and exits 0 iff every
+``vlic flowmo check DIR [--json]`` recomputes a golden fixture (:mod:`vlic.codec.flowmo.check`) and exits 0 iff every
 error is ≤ 1e-4, 1 otherwise; an incomplete fixture or unreadable weights end as one line and exit code 2.
-``vlic models download flowmo_lo|flowmo_hi`` (:mod:`vlic.codec.flowmo_download`): offline → one line, exit code 2.
+``vlic models download flowmo_lo|flowmo_hi`` (:mod:`vlic.codec.flowmo.download`): offline → one line, exit code 2.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from vlic.console import UserError, print_json
 
 
 def _flowmo_check(args: argparse.Namespace) -> int:
-    from vlic.codec.flowmo import FlowMoWeightsError
-    from vlic.codec.flowmo_check import FixtureError, check_fixture
+    from vlic.codec.flowmo.model import FlowMoWeightsError
+    from vlic.codec.flowmo.check import FixtureError, check_fixture
 
     try:
         report = check_fixture(args.folder, args.tolerance)
@@ -32,7 +32,7 @@ def _flowmo_check(args: argparse.Namespace) -> int:
 
 
 def _models_download(args: argparse.Namespace) -> int:
-    from vlic.codec.flowmo_download import download_model
+    from vlic.codec.flowmo.download import download_model
     from vlic.fetch import DownloadError
 
     try:
@@ -50,7 +50,7 @@ def _models_download(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add ``flowmo`` (and ``models``) to the ``vlic`` parser's subcommands."""
-    from vlic.codec.flowmo_check import TOLERANCE
+    from vlic.codec.flowmo.check import TOLERANCE
 
     fm = sub.add_parser("flowmo", help="the FlowMo-compatible autoencoder (the paper profile's base model)")
     fsub = fm.add_subparsers(dest="flowmo_command", required=True, metavar="ACTION")
@@ -60,7 +60,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help='one JSON line {"max_abs_error": {...}, "ok": …}')
     p.set_defaults(func=_flowmo_check)
 
-    from vlic.codec.flowmo_download import DEFAULT_DIR, DEFAULT_LOCK, RELEASED_URLS
+    from vlic.codec.flowmo.download import DEFAULT_DIR, DEFAULT_LOCK, RELEASED_URLS
 
     models = sub.add_parser("models", help="released pre-trained models (needs network)")
     msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")

@@ -8,14 +8,14 @@ tile → the token prior over each tile's tokens (one prior block per tile: the 
 coding → the ``.vlic`` container (:mod:`vlic.codec.bitstream`: the model fingerprint, W × H, tile and overlap).
 
 decompress: container → the same tile layout from (W, H, tile, overlap) → range decoding → per-tile decoder
-conditions → FlowMo's sampler (:func:`vlic.codec.flowmo.rf_sample`: steps, ``pow_p``/``linear`` schedule, CFG in its
+conditions → FlowMo's sampler (:func:`vlic.codec.flowmo.model.rf_sample`: steps, ``pow_p``/``linear`` schedule, CFG in its
 interval) where every velocity evaluation is MultiDiffusion: each tile's velocity under its own code, blended with
 weights ramping over the overlap margin, from one shared seeded noise image → crop → uint8.
 
 Models: a released FlowMo ``.pth`` (``--model flowmo_lo.pth``; the architecture is read off the tensor shapes, or
 from a ``<name>.json`` FlowMo config next to it) is coded with a *uniform* token prior — exactly one bit per bit,
 256 × context_dim bits per tile; a ``vlic-flowmo/1`` safetensors checkpoint
-(:func:`vlic.codec.flowmo_checkpoint.save_codec_checkpoint`) carries a token prior fitted to FlowMo's tokens
+(:func:`vlic.codec.flowmo.checkpoint.save_codec_checkpoint`) carries a token prior fitted to FlowMo's tokens
 (:func:`fit_token_prior`), which codes below that. The model runs on the GPU when torch sees one; the token prior
 always runs on the CPU in float64, so encoder and decoder sides compute the same probabilities.
 """
@@ -33,8 +33,8 @@ from torch.nn import functional as F
 
 from vlic.codec import bitstream
 from vlic.codec.bitstream import Container, RangeCoder
-from vlic.codec.flowmo import FlowMo, FlowMoConfig, bits_to_code, decoder_condition, rf_sample
-from vlic.codec.flowmo_checkpoint import (DEFAULT_PRIOR, FlowMoCheckpoint, build_token_prior, load_codec_checkpoint,
+from vlic.codec.flowmo.model import FlowMo, FlowMoConfig, bits_to_code, decoder_condition, rf_sample
+from vlic.codec.flowmo.checkpoint import (DEFAULT_PRIOR, FlowMoCheckpoint, build_token_prior, load_codec_checkpoint,
                                           token_side)
 from vlic.codec.image_codec import Compressed, DecodeError
 from vlic.images import DEFAULT_MAX_PIXELS, to_pixels, to_tensor  # the one pixel limit of compress and decompress
