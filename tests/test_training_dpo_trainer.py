@@ -246,3 +246,29 @@ def test_dpo_learns_the_psnr_oracle_and_the_flipped_oracle_goes_the_other_way(ti
         res = train_dpo(tiny, photos, reward, cfg, progress=False)
         rates[judge] = _heldout_psnr_winrate(res.model, tiny.model, heldout)
     assert rates["psnr"] > 0.5 > rates["flipped(psnr)"], rates
+
+
+def _velocity_gap(policy, base, photos, t: float) -> float:
+    """Mean |v_policy − v_base| on the base's sampler states at time ``t`` (the same codes, noise and state)."""
+    from vlic.codec.sampling import noise_like
+    from vlic.images import to_tensor
+
+    gaps = []
+    with torch.no_grad():
+        for k, px in enumerate(photos):
+            x = to_tensor(px)
+            cond = base.condition(base.quantized(x))
+            t0, start = base.sampler_start(cond, noise_like(x, k))
+            state = start if t >= t0 else (1 - t / t0) * x + (t / t0) * start
+            tt = torch.full((1,), min(t, t0))
+            gaps.append((policy.flow_velocity(state, tt, cond) - base.flow_velocity(state, tt, cond)).abs().mean())
+    return float(torch.stack(gaps).mean())
+
+
+def test_the_trust_region_keeps_the_velocity_near_the_reference_where_dpo_trains(tiny, photos):
+    cfg = dict(steps=8, batch_size=4, lr=1e-3, sample_steps=2, dpo_times="sampler", flow_weight=0.0,
+               encoder_lr_scale=0.0, latent_decoder_lr_scale=0.0)
+    free = train_dpo(tiny, photos, closer_wins, _cfg(**cfg), progress=False).model
+    held = train_dpo(tiny, photos, closer_wins, _cfg(**cfg, ref_weight=1e4), progress=False).model
+    t_mid = float(tiny.model.sampler_times(2)[1])
+    assert _velocity_gap(held, tiny.model, photos, t_mid) < 0.5 * _velocity_gap(free, tiny.model, photos, t_mid)

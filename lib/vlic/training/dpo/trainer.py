@@ -95,6 +95,9 @@ class DPOConfig:
     dpo_path: str = "sampler"      # how a pair is noised: "sampler" = along the decoder's own path, from where its
                                    # sampler starts (x_t₀) to the sample; "data" = (1 − t)·x + t·ε, Wallace et al.'s
                                    # forward process (the same when the sampler starts from pure noise, t₀ = 1)
+    ref_weight: float = 0.0        # γ: + γ·‖v_θ − v_ref‖² at the pairs' noisy states, a trust region around the
+                                   # reference where DPO trains (0 = off; docs/dpo.md: it removes the coin's drift,
+                                   # and what is left of the oracle's effect has a seed-dependent sign)
 
 
 @dataclass
@@ -445,6 +448,8 @@ def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, acceler
             terms = diffusion_dpo_loss(tgt_w, v[:B], v_ref[:B], tgt_l, v[B : 2 * B], v_ref[B:], cfg.beta)
             flow = F.mse_loss(v[2 * B :], eps_o - x)
             loss = terms.loss + cfg.flow_weight * flow
+            if cfg.ref_weight:
+                loss = loss + cfg.ref_weight * F.mse_loss(v[: 2 * B], v_ref)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"DPO loss became {loss.item()} at step {step}: lower lr or beta")
             opt.zero_grad(set_to_none=True)
