@@ -272,3 +272,16 @@ def test_the_trust_region_keeps_the_velocity_near_the_reference_where_dpo_trains
     held = train_dpo(tiny, photos, closer_wins, _cfg(**cfg, ref_weight=1e4), progress=False).model
     t_mid = float(tiny.model.sampler_times(2)[1])
     assert _velocity_gap(held, tiny.model, photos, t_mid) < 0.5 * _velocity_gap(free, tiny.model, photos, t_mid)
+
+
+def test_the_recorded_training_time_is_the_runs_own_wall_time(tiny, photos):
+    """The seconds in the result and in the curves are this run's (the chapter plots judging against them); a name
+    reused for the sampler's start time once made them the process's clock."""
+    import time
+
+    t = time.perf_counter()
+    res = train_dpo(tiny, photos, closer_wins, _cfg(steps=4, sample_steps=2, dpo_times="sampler"), progress=False)
+    wall = time.perf_counter() - t
+    assert 0 < res.seconds <= wall
+    seconds = [c["seconds"] for c in res.curves]
+    assert seconds == sorted(seconds) and 0 < seconds[-1] <= wall

@@ -436,8 +436,9 @@ def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, acceler
             keep = (torch.rand(B, generator=gen) >= cfg.cfg_dropout).float().to(device)
             with torch.no_grad(), autocast():
                 rc = ref.code_condition(x)   # the reference's μ: where the deployed sampler starts for these codes
-                t0, start = ref.sampler_start(rc, eps) if cfg.dpo_path == "sampler" else (1.0, eps)
-            (xw_t, tgt_w), (xl_t, tgt_l) = noised(xw, start.float(), t, t0), noised(xl, start.float(), t, t0)
+                path_t0, path_x0 = ref.sampler_start(rc, eps) if cfg.dpo_path == "sampler" else (1.0, eps)
+            (xw_t, tgt_w), (xl_t, tgt_l) = (noised(xw, path_x0.float(), t, path_t0),
+                                            noised(xl, path_x0.float(), t, path_t0))
             x_t = torch.cat([xw_t, xl_t, (1 - t_o) * x + t_o * eps_o])
             tt = torch.cat([t.view(B), t.view(B), t_o.view(B)])
             with autocast():
