@@ -36,3 +36,10 @@ def test_dpo_claim_reads_the_seed_summary():
     assert dpo.claim(flat, ["psnr"], nested=False) == [
         "psnr: mean win-rate 0.600, 95 % t-interval [0.550, 0.650] over 3 DPO seeds — above chance; 3 of 3 runs above 0.5"]
     assert dpo.claim({}, ["psnr"], nested=False) == []
+
+
+def test_pretrain_setup_reads_every_parameter_of_the_chapter(repo):
+    from vlic.chapters import pretrain
+    from vlic.notebooks import parameter_names
+
+    assert list(pretrain.PARAMETERS) == parameter_names(repo / "notebooks" / "02_pretrain_codec.ipynb")

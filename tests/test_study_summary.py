@@ -128,3 +128,14 @@ def test_what_we_found_says_what_is_missing(tmp_path):
     assert "lacks what the summary reads" in md           # the headline's own message, once
     with pytest.raises(KeyError, match="no chapter '09'"):
         study_summary.what_we_found("09", tmp_path)
+
+
+@pytest.mark.parametrize("chapter", study_summary.CHAPTERS, ids=lambda c: c.number)
+def test_what_we_found_reads_the_committed_results(chapter):
+    """Every chapter's closing section renders from the results the study wrote, all of its findings included."""
+    if not (REPO / "results" / chapter.results).is_file():
+        pytest.skip(f"no results/{chapter.results} in this checkout (run the study)")
+    md = study_summary.what_we_found(chapter.number, REPO / "results")
+    assert md.startswith("## What we found\n") and "lacks what" not in md
+    if chapter.findings is not None:
+        assert sum(line.startswith("- ") for line in md.splitlines()) >= 2, "findings beyond the headline"

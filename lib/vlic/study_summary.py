@@ -109,6 +109,42 @@ def _heldout(w: dict) -> str:
     return f"{w['winrate']:.3f} [{w['ci_low']:.3f}, {w['ci_high']:.3f}] ({chance_verdict(w['ci_low'], w['ci_high'])})"
 
 
+def _pretrain_findings(d: dict) -> list[str]:
+    fv, arch = d["flow_vs_mean"], d["architecture"]
+    out = []
+    for rate in ("low", "high"):
+        r = d[rate]
+        mu = f" (its mean head μ {r['mean_head_psnr']:.2f} dB)" if r.get("mean_head_psnr") is not None else ""
+        classical = ", ".join(f"{n} {b['psnr']:.2f} dB at {b['bpp']:.4f} bpp" + ("" if b["matched"] else " (its smallest file)")
+                              for n, b in r["baselines"].items())
+        out.append(f"**{rate.capitalize()} rate**: real files of {r['bpp']:.4f} bpp, PSNR {r['psnr']:.2f} dB and MS-SSIM "
+                   f"{r['ms_ssim']:.3f} with the default decoder ({r['decode_steps']} steps){mu}; the classical codecs at "
+                   f"no more bits: {classical}.")
+    for v in fv["verdicts"]:
+        if v["steps"] != fv["default_steps"]:
+            continue
+        realism = []
+        for metric, name, digits in (("fd_effnet", "FD-EffNet", 1), ("kid_effnet", "KID-EffNet", 3)):
+            row = next((r for r in fv["rows"] if r["rate_point"] == v["rate_point"] and r["steps"] == v["steps"]
+                        and r["metric"] == metric and r["input_size"] == v["input_size"]), None)
+            if row is not None:
+                realism.append(f"{name} {row['delta']:+.{digits}f} [{row['ci_low']:+.{digits}f}, {row['ci_high']:+.{digits}f}]")
+        out.append(f"**Flow decoder − its mean head μ** ({v['rate_point']} rate, {v['steps']} steps, features at "
+                   f"{v['input_size']} px): {', '.join(realism)} — "
+                   f"{'more realistic on every realism metric' if v['more_realistic'] else 'not more realistic on every realism metric'}; "
+                   f"PSNR {v['psnr_gap_db']:+.2f} dB ({'within' if v['within_bound'] else 'beyond'} the "
+                   f"−{fv['bound_db']:.2f} dB bound) → {'a generative decoder' if v['generative'] else 'not (yet) a generative decoder'}.")
+    diffs = "; ".join(f"{m} {x['difference']:+.3f} [{x['ci'][0]:+.3f}, {x['ci'][1]:+.3f}]"
+                      for m, x in arch["paired_differences"].items())
+    out.append(f"**Architecture** (FlowMo-mini − the low-rate codec, 95 % bootstrap over photos): {diffs}; files "
+               f"{100 * arch['rate_gap']:+.1f} % bits. Kept: {arch['keep'] or '—'} ({arch['reason']}).")
+    rep = d["replicates"]
+    out.append(f"**Other pre-training seeds** ({rep['rate']} rate, seeds {', '.join(map(str, rep['seeds']))}): the spread "
+               f"(max − min) is {rep['spread']['bpp']:.4f} bpp, {rep['spread']['psnr']:.3f} dB PSNR, "
+               f"{rep['spread']['ms_ssim']:.4f} MS-SSIM — what a rerun on other floats may move.")
+    return out
+
+
 def _dpo_findings(d: dict) -> list[str]:
     h, o, b = d["heldout"], d["oracle"], d["buffer"]
     null = f", with a coin for a judge {o['null_winrate_mean']:.3f}" if "null_winrate_mean" in o else ""
@@ -133,7 +169,8 @@ CHAPTERS = (
     Chapter("01", "validate_judges", "2afc.json", "reports/01_vlm_2afc_validation.ipynb",
             "do the judges replicate 2AFC choices?", _judges),
     Chapter("02", "pretrain", "pretrain.json", "reports/02_pretrain_codec.ipynb",
-            "what does the pre-trained codec do, and is its flow decoder a generative one?", _pretrain),
+            "what does the pre-trained codec do, and is its flow decoder a generative one?", _pretrain,
+            _pretrain_findings),
     Chapter("03", "reward_ablations", "rewards.json", "reports/03_reward_ablations.ipynb",
             "which reward teaches the decoder best?", _rewards),
     Chapter("04", "dpo", "dpo.json", "reports/04_dpo_posttrain.ipynb",
