@@ -40,6 +40,17 @@ def detail_crop(img: np.ndarray, size: int = 160) -> np.ndarray:
     return img[y : y + s, x : x + s]
 
 
+def interval_dots(data, value: str, low: str, high: str, category: str, reference: float | None = None, **_) -> None:
+    """Dots with horizontal interval bars, one row per ``category``, sorted by ``value``, on the current axes, with a
+    dotted line at ``reference``: for ``seaborn.FacetGrid.map_dataframe`` (which also passes ``color``, ignored)."""
+    ax = plt.gca()
+    data = data.sort_values(value)
+    ax.errorbar(data[value], data[category], xerr=[(data[value] - data[low]).clip(lower=0),
+                                                   (data[high] - data[value]).clip(lower=0)], fmt="o", color="C0")
+    if reference is not None:
+        ax.axvline(reference, ls=":", c="grey")
+
+
 def save(fig, path: str | Path, dpi: int = 110) -> Path:
     """Save a figure as PNG (creating folders) and return the path."""
     path = Path(path)
