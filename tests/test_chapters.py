@@ -38,8 +38,12 @@ def test_dpo_claim_reads_the_seed_summary():
     assert dpo.claim({}, ["psnr"], nested=False) == []
 
 
-def test_pretrain_setup_reads_every_parameter_of_the_chapter(repo):
-    from vlic.chapters import pretrain
+@pytest.mark.parametrize("module,notebook", [("pretrain", "02_pretrain_codec"), ("evaluate", "05_evaluate")])
+def test_setup_reads_every_parameter_of_its_chapter(repo, module, notebook):
+    import importlib
+
     from vlic.notebooks import parameter_names
 
-    assert list(pretrain.PARAMETERS) == parameter_names(repo / "notebooks" / "02_pretrain_codec.ipynb")
+    chapter = importlib.import_module(f"vlic.chapters.{module}")
+    assert chapter.CHAPTER == notebook
+    assert list(chapter.PARAMETERS) == parameter_names(repo / "notebooks" / f"{notebook}.ipynb")

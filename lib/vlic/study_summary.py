@@ -85,7 +85,8 @@ def _dpo(d: dict) -> str:
 
 
 def _evaluate(d: dict) -> str:
-    bd = next((a for a in d["bd_rate_answers"] if a.startswith("HaarPSI: vlic vs jpeg ")), d["bd_rate_answers"][0])
+    bd = next((a for a in d["bd_rate_answers"] if a.startswith("HaarPSI: vlic vs jpeg ")),
+              d["bd_rate_answers"][0] if d["bd_rate_answers"] else "no BD-rate defined (eval.json's bd_rate says why)")
     real = [r for r in d["realism"]["rows"] if r["metric"] == "fd_effnet" and r["role"] == "chosen"
             and r["comparison"].startswith("vlic −")]
     fd = "; ".join(f"{r['rate_point']} {r['delta']:+.1f} [{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]" for r in real)
@@ -145,6 +146,46 @@ def _pretrain_findings(d: dict) -> list[str]:
     return out
 
 
+def _evaluate_findings(d: dict) -> list[str]:
+    labels = d.get("metric_labels", {})
+    out = []
+    for rp in d["rate_points"]:
+        row = next((r for r in d["table"] if r["codec"] == "vlic" and r["rate_point"] == rp), None)
+        if row is not None:
+            q = "; ".join(f"{labels.get(m, m)} {row[m]:.3f} [{row[m + '_ci_low']:.3f}, {row[m + '_ci_high']:.3f}]"
+                          for m in d["table_metrics"][:3])
+            out.append(f"**vlic at the {rp} rate** ({row['bpp']:.4f} bpp, mean over {row['photos']} photos, 95 % "
+                       f"bootstrap over photos): {q}.")
+    out += [f"**BD-rate**, {a}." for a in d["bd_rate_answers"] if a.split(": ", 1)[1].startswith(("vlic vs", "vlic-dpo vs"))]
+    dvp = d.get("dpo_vs_pretrained")
+    if dvp:
+        hib = d.get("higher_is_better", {})
+        parts = []
+        for m, x in dvp["deltas"].items():
+            if m == "bpp":
+                continue
+            better = "" if m not in hib else (" (DPO better)" if x["ci_low"] > 0 and hib[m] or x["ci_high"] < 0 and not hib[m]
+                                            else " (pre-trained better)" if x["ci_low"] > 0 or x["ci_high"] < 0 else "")
+            parts.append(f"{labels.get(m, m)} {x['delta']:+.4f} [{x['ci_low']:+.4f}, {x['ci_high']:+.4f}]{better}")
+        out.append(f"**DPO − pre-trained** at the {dvp['rate_point']} rate, same photos ({dvp['photos']}): "
+                   + "; ".join(parts) + ".")
+        for judge, by_rate in d.get("elo", {}).items():
+            r = by_rate.get(dvp["rate_point"], {})
+            if "vlic" in r and "vlic-dpo" in r:
+                e = {k: f"{r[k]['elo']:.0f} [{r[k]['ci_low']:.0f}, {r[k]['ci_high']:.0f}]" for k in ("vlic-dpo", "vlic")}
+                out.append(f"**Elo by {judge}** at the {dvp['rate_point']} rate ({d['elo_patches']} patches): vlic-dpo "
+                           f"{e['vlic-dpo']}, vlic {e['vlic']}.")
+    out += [f"**Realism**, {a}." for a in d["realism"]["answers"] if a.startswith(("FD-EffNet", "KID-EffNet"))
+            and (": vlic − its mean head μ =" in a or ": vlic-dpo − vlic =" in a)]   # the μ variants: in the chapter
+    v = d["realism_validation"]
+    out.append(f"**The yardstick**: FD/KID-EffNet at {d['distribution_patches']['effnet_input']} px on "
+               f"{d['distribution_patches']['size']}-px patches "
+               + ("is the validated choice" if v["effnet_input_is_validated"] else
+                  f"is NOT the validated choice ({v['chosen']['patch']}-px patches at {v['chosen']['effnet_input']} px)")
+               + f" — chosen with no learned codec: {v['reason'].split(' ahead of ')[0]}.")
+    return out
+
+
 def _dpo_findings(d: dict) -> list[str]:
     h, o, b = d["heldout"], d["oracle"], d["buffer"]
     null = f", with a coin for a judge {o['null_winrate_mean']:.3f}" if "null_winrate_mean" in o else ""
@@ -176,7 +217,7 @@ CHAPTERS = (
     Chapter("04", "dpo", "dpo.json", "reports/04_dpo_posttrain.ipynb",
             "does Diffusion-DPO make the decoder better by its judges?", _dpo, _dpo_findings),
     Chapter("05", "evaluate", "eval.json", "reports/05_evaluate.ipynb",
-            "where do the codecs stand at the bits they write?", _evaluate),
+            "where do the codecs stand at the bits they write?", _evaluate, _evaluate_findings),
     Chapter("06", "machine_vision", "machine.json", "reports/06_machine_vision.ipynb",
             "do machines still see what the original showed?", _machine),
     Chapter("07", "low_level_vision", "lowlevel.json", "reports/07_low_level_vision.ipynb",
