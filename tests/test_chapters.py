@@ -38,7 +38,8 @@ def test_dpo_claim_reads_the_seed_summary():
     assert dpo.claim({}, ["psnr"], nested=False) == []
 
 
-@pytest.mark.parametrize("module,notebook", [("pretrain", "02_pretrain_codec"), ("evaluate", "05_evaluate")])
+@pytest.mark.parametrize("module,notebook", [("pretrain", "02_pretrain_codec"), ("evaluate", "05_evaluate"),
+                                           ("machine_vision", "06_machine_vision")])
 def test_setup_reads_every_parameter_of_its_chapter(repo, module, notebook):
     import importlib
 

@@ -152,7 +152,7 @@ def _evaluate_findings(d: dict) -> list[str]:
     for rp in d["rate_points"]:
         row = next((r for r in d["table"] if r["codec"] == "vlic" and r["rate_point"] == rp), None)
         if row is not None:
-            q = "; ".join(f"{labels.get(m, m)} {row[m]:.3f} [{row[m + '_ci_low']:.3f}, {row[m + '_ci_high']:.3f}]"
+            q = "; ".join(f"{labels.get(m, m)} {_value_interval(row[m], row[m + '_ci_low'], row[m + '_ci_high'])}"
                           for m in d["table_metrics"][:3])
             out.append(f"**vlic at the {rp} rate** ({row['bpp']:.4f} bpp, mean over {row['photos']} photos, 95 % "
                        f"bootstrap over photos): {q}.")
@@ -183,6 +183,42 @@ def _evaluate_findings(d: dict) -> list[str]:
                + ("is the validated choice" if v["effnet_input_is_validated"] else
                   f"is NOT the validated choice ({v['chosen']['patch']}-px patches at {v['chosen']['effnet_input']} px)")
                + f" — chosen with no learned codec: {v['reason'].split(' ahead of ')[0]}.")
+    return out
+
+
+def _value_interval(value, low, high, digits: int = 3) -> str:
+    """``value [low, high]``; a missing number (NaN written as null) as "—"."""
+    def f(v):
+        return "—" if v is None else f"{v:.{digits}f}"
+
+    return f"{f(value)} [{f(low)}, {f(high)}]"
+
+
+def _detectable(sentence: str) -> str:
+    """A paired-difference sentence of chapter 06 ("<what> at rate point 'r' (bpp …): <metric>: <Δ> [lo, hi] over n
+    images → <verdict>; …") cut to the differences it could detect."""
+    head, _, rest = sentence.rstrip(".").partition("): ")
+    found = [p for p in rest.split("; ") if not p.endswith("no detectable difference")]
+    return f"{head}): " + ("; ".join(found) if found else "no detectable difference on any metric")
+
+
+def _machine_findings(d: dict) -> list[str]:
+    labels = {m: v["label"] for m, v in d["metrics"].items()}
+    out = []
+    for rp in d["rate_points"]:
+        rows = [r for r in d["table"] if r["codec"] == "vlic" and r["rate_point"] == rp and r["metric"] in labels]
+        if rows:
+            out.append(f"**vlic at the {rp} rate** (mean over images, 95 % bootstrap over images; originals: "
+                       f"agreement 1 by construction): " + "; ".join(
+                           f"{labels[r['metric']]} {_value_interval(r['value'], r['ci_low'], r['ci_high'])}" for r in rows)
+                       + ".")
+        rows = [a for a in d["answers"]["classical"] if f" at '{rp}': vlic " in a]
+        trails = [a.split(" at '")[0] for a in rows if "trails" in a]
+        out.append(f"**Against the best classical codec within the bit budget** ({rp} rate): vlic trails on "
+                   f"{len(trails)} of {len(rows)} metrics" + (f" ({'; '.join(trails)})" if trails else "") + ".")
+    out.append(f"**DPO − pre-trained** (paired over images): {_detectable(d['answers']['dpo'])}."
+               if d.get("dpo_vs_pretrained") else f"**DPO − pre-trained**: {d['answers']['dpo']}.")
+    out += [f"**Fine-tuning**, {_detectable(a)}." for a in d["answers"]["sc"]]
     return out
 
 
@@ -219,7 +255,7 @@ CHAPTERS = (
     Chapter("05", "evaluate", "eval.json", "reports/05_evaluate.ipynb",
             "where do the codecs stand at the bits they write?", _evaluate, _evaluate_findings),
     Chapter("06", "machine_vision", "machine.json", "reports/06_machine_vision.ipynb",
-            "do machines still see what the original showed?", _machine),
+            "do machines still see what the original showed?", _machine, _machine_findings),
     Chapter("07", "low_level_vision", "lowlevel.json", "reports/07_low_level_vision.ipynb",
             "does rate–perception beat rate–distortion for restoration?", _lowlevel),
 )
