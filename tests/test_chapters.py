@@ -39,7 +39,8 @@ def test_dpo_claim_reads_the_seed_summary():
 
 
 @pytest.mark.parametrize("module,notebook", [("pretrain", "02_pretrain_codec"), ("evaluate", "05_evaluate"),
-                                           ("machine_vision", "06_machine_vision")])
+                                           ("machine_vision", "06_machine_vision"),
+                                           ("low_level_vision", "07_low_level_vision")])
 def test_setup_reads_every_parameter_of_its_chapter(repo, module, notebook):
     import importlib
 
@@ -48,3 +49,29 @@ def test_setup_reads_every_parameter_of_its_chapter(repo, module, notebook):
     chapter = importlib.import_module(f"vlic.chapters.{module}")
     assert chapter.CHAPTER == notebook
     assert list(chapter.PARAMETERS) == parameter_names(repo / "notebooks" / f"{notebook}.ipynb")
+
+
+def test_json_tree_writes_nested_results_as_json_values():
+    import json
+
+    import numpy as np
+
+    from vlic.notebooks import json_tree
+
+    tree = {"a": (np.float32(0.1234567), np.int64(3), np.bool_(True)), 2: {"nan": float("nan"), "inf": np.inf},
+            "s": "x", "n": None, "f": 1.000004}
+    out = json_tree(tree)
+    assert out == {"a": [0.12346, 3, True], "2": {"nan": None, "inf": None}, "s": "x", "n": None, "f": 1.0}
+    assert type(out["a"][1]) is int and type(out["a"][2]) is bool
+    json.dumps(out, allow_nan=False)          # valid JSON, nothing numpy left
+
+
+def test_cpu_seconds_counts_this_process_and_its_waited_for_children():
+    import subprocess
+    import sys
+
+    from vlic.processes import cpu_seconds
+
+    t0 = cpu_seconds()
+    subprocess.run([sys.executable, "-c", "s = 0\nfor i in range(3_000_000): s += i"], check=True)
+    assert cpu_seconds() - t0 > 0.05          # the child's CPU time arrives once it has been waited for

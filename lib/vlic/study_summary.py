@@ -222,6 +222,10 @@ def _machine_findings(d: dict) -> list[str]:
     return out
 
 
+def _lowlevel_findings(d: dict) -> list[str]:
+    return list(d["answers"])   # the chapter's own sentences, computed from its tables, intervals included
+
+
 def _dpo_findings(d: dict) -> list[str]:
     h, o, b = d["heldout"], d["oracle"], d["buffer"]
     null = f", with a coin for a judge {o['null_winrate_mean']:.3f}" if "null_winrate_mean" in o else ""
@@ -257,7 +261,7 @@ CHAPTERS = (
     Chapter("06", "machine_vision", "machine.json", "reports/06_machine_vision.ipynb",
             "do machines still see what the original showed?", _machine, _machine_findings),
     Chapter("07", "low_level_vision", "lowlevel.json", "reports/07_low_level_vision.ipynb",
-            "does rate–perception beat rate–distortion for restoration?", _lowlevel),
+            "does rate–perception beat rate–distortion for restoration?", _lowlevel, _lowlevel_findings),
 )
 
 
