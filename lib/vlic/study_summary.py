@@ -222,6 +222,16 @@ def _machine_findings(d: dict) -> list[str]:
     return out
 
 
+def _rewards_findings(d: dict) -> list[str]:
+    out = list(d["answers"])   # the chapter's own sentences, computed from its tables, intervals included
+    if d.get("vlm_role_is_simulated"):
+        out.append(f"The VLM role was played by **{d['vlm_role']}, a simulated judge** (not a VLM): its rows show what "
+                   "seeds and the order swap do to a noisy, position-biased judge, not how a VLM behaves.")
+    if d.get("failed_runs"):
+        out.append(f"{len(d['failed_runs'])} training runs failed (listed in rewards.json's failed_runs).")
+    return out
+
+
 def _lowlevel_findings(d: dict) -> list[str]:
     return list(d["answers"])   # the chapter's own sentences, computed from its tables, intervals included
 
@@ -253,7 +263,7 @@ CHAPTERS = (
             "what does the pre-trained codec do, and is its flow decoder a generative one?", _pretrain,
             _pretrain_findings),
     Chapter("03", "reward_ablations", "rewards.json", "reports/03_reward_ablations.ipynb",
-            "which reward teaches the decoder best?", _rewards),
+            "which reward teaches the decoder best?", _rewards, _rewards_findings),
     Chapter("04", "dpo", "dpo.json", "reports/04_dpo_posttrain.ipynb",
             "does Diffusion-DPO make the decoder better by its judges?", _dpo, _dpo_findings),
     Chapter("05", "evaluate", "eval.json", "reports/05_evaluate.ipynb",
