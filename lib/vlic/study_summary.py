@@ -222,6 +222,28 @@ def _machine_findings(d: dict) -> list[str]:
     return out
 
 
+def _judges_findings(d: dict) -> list[str]:
+    out = []
+    for name in [k for k in d["sets"] if any(isinstance(j.get(k), dict) and "score" in j[k] for j in d["judges"].values())]:
+        ran = {n: j[name] for n, j in d["judges"].items() if isinstance(j.get(name), dict) and "score" in j[name]}
+        scores = "; ".join(f"{d['judges'][n]['label']} {r['score']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
+                           for n, r in sorted(ran.items(), key=lambda kv: -kv[1]["score"]))
+        out.append(f"**2AFC score on {name}** ({d['sets'][name]} pairs, 95 % bootstrap over pairs): {scores}.")
+    off = [f"{j['label']}: {j['status']}" for j in d["judges"].values() if j.get("status") != "ok"]
+    if off:
+        out.append("**Not run here**: " + "; ".join(off) + ".")
+    for name, u in d["unanimous_vote"].items():
+        acc = f", {u['accuracy_kept']:.3f} of them right" if "accuracy_kept" in u else " (no ground truth)"
+        out.append(f"**Unanimous vote** {u['judges'].replace('+', ' ∧ ')} on {name}: keeps {u['kept']} of "
+                   f"{u['n_pairs']} pairs ({u['kept_fraction']:.0%}){acc}; {u['discarded_disagree']} discarded for "
+                   f"disagreeing.")
+    agree = d.get("compressed_agreement", {})
+    if agree:
+        out.append("**Agreement between judges on compressed pairs** (no ground truth): " + "; ".join(
+            f"{k} {v:.3f}" for k, v in agree.items()) + ".")
+    return out
+
+
 def _rewards_findings(d: dict) -> list[str]:
     out = list(d["answers"])   # the chapter's own sentences, computed from its tables, intervals included
     if d.get("vlm_role_is_simulated"):
@@ -258,7 +280,7 @@ def _dpo_findings(d: dict) -> list[str]:
 CHAPTERS = (
     Chapter("00", "data", "data.json", "reports/00_data.ipynb", "which photos, split how?", _data),
     Chapter("01", "validate_judges", "2afc.json", "reports/01_vlm_2afc_validation.ipynb",
-            "do the judges replicate 2AFC choices?", _judges),
+            "do the judges replicate 2AFC choices?", _judges, _judges_findings),
     Chapter("02", "pretrain", "pretrain.json", "reports/02_pretrain_codec.ipynb",
             "what does the pre-trained codec do, and is its flow decoder a generative one?", _pretrain,
             _pretrain_findings),
