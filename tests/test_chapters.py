@@ -42,7 +42,7 @@ def test_dpo_claim_reads_the_seed_summary():
                                            ("machine_vision", "06_machine_vision"),
                                            ("low_level_vision", "07_low_level_vision"),
                                            ("reward_ablations", "03_reward_ablations"),
-                                           ("validate_judges", "01_vlm_2afc_validation")])
+                                           ("validate_judges", "01_vlm_2afc_validation"), ("data", "00_data")])
 def test_setup_reads_every_parameter_of_its_chapter(repo, module, notebook):
     import importlib
 

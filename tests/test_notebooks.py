@@ -85,7 +85,7 @@ def test_every_pipeline_notebook_has_smoke_params(stage, cmd, nb):
 
 # chapters not yet rewritten to issue #24's shape (one setup call, no functions, "What we found" and "Try this" at
 # the end): expected to fail, strictly — a chapter that passes must leave this set
-NOT_YET_CHAPTERS: set[str] = {"data"}
+NOT_YET_CHAPTERS: set[str] = set()
 CHAPTERS = [pytest.param(*s, id=s[0], marks=[pytest.mark.xfail(strict=True, reason="issue #24: not yet rewritten")]
                          if s[0] in NOT_YET_CHAPTERS else []) for s in STAGES]
 

@@ -29,7 +29,10 @@ class Chapter:
     report: str           # the executed notebook
     question: str
     answer: Callable[[dict], str]                         # the headline: one line
-    findings: Callable[[dict], list[str]] | None = None   # what the chapter's "What we found" adds: one line each
+    # what the chapter's "What we found" adds, one line each, from the results (and the results folder, for the CSV
+    # files of extra_results)
+    findings: Callable[[dict, Path], list[str]] | None = None
+    extra_results: tuple[str, ...] = ()                   # other results files the findings read
 
 
 def _interval(m: dict, digits: int = 3) -> str:
@@ -110,7 +113,7 @@ def _heldout(w: dict) -> str:
     return f"{w['winrate']:.3f} [{w['ci_low']:.3f}, {w['ci_high']:.3f}] ({chance_verdict(w['ci_low'], w['ci_high'])})"
 
 
-def _pretrain_findings(d: dict) -> list[str]:
+def _pretrain_findings(d: dict, results_dir: Path) -> list[str]:
     fv, arch = d["flow_vs_mean"], d["architecture"]
     out = []
     for rate in ("low", "high"):
@@ -146,7 +149,7 @@ def _pretrain_findings(d: dict) -> list[str]:
     return out
 
 
-def _evaluate_findings(d: dict) -> list[str]:
+def _evaluate_findings(d: dict, results_dir: Path) -> list[str]:
     labels = d.get("metric_labels", {})
     out = []
     for rp in d["rate_points"]:
@@ -202,7 +205,7 @@ def _detectable(sentence: str) -> str:
     return f"{head}): " + ("; ".join(found) if found else "no detectable difference on any metric")
 
 
-def _machine_findings(d: dict) -> list[str]:
+def _machine_findings(d: dict, results_dir: Path) -> list[str]:
     labels = {m: v["label"] for m, v in d["metrics"].items()}
     out = []
     for rp in d["rate_points"]:
@@ -222,7 +225,37 @@ def _machine_findings(d: dict) -> list[str]:
     return out
 
 
-def _judges_findings(d: dict) -> list[str]:
+def _data_findings(d: dict, results_dir: Path) -> list[str]:
+    import csv
+
+    from vlic.stats import mean_ci
+
+    out = [f"**Split by image**: {d['n_train_images']} training photos ({d['train_megapixels']:.2f} MP) and "
+           f"{d['n_holdout_images']} holdout photos ({d['holdout_megapixels']:.2f} MP), none of whose pixels is "
+           f"trained on; {d['n_converted_images']} photos were converted while reading (data/prepared/split.json says "
+           f"how).",
+           f"**Crops** of {d['crop_size']} px: {d['n_train_crops']} from the training photos, {d['n_holdout_crops']} "
+           f"from the holdout photos."]
+    crops = Path(results_dir) / "data_crops.csv"
+    if crops.is_file():
+        by_photo: dict[str, dict[str, list[float]]] = {}
+        with crops.open() as f:
+            for r in csv.DictReader(f):
+                by_photo.setdefault(r["split"], {}).setdefault(r["image"], []).append(float(r["gradient_mean"]))
+        parts = []
+        for split in ("train", "holdout"):
+            means = [sum(v) / len(v) for v in by_photo.get(split, {}).values()]
+            if means:
+                m, lo, hi = mean_ci(means, seed=0)
+                parts.append(f"{split} {m:.4f} [{lo:.4f}, {hi:.4f}] ({len(means)} photos)")
+        out.append("**Texture** (mean |∇L| of a crop, averaged per photo; 95 % bootstrap over photos): "
+                   + "; ".join(parts) + f". Over all crops: holdout {d['holdout_gradient_mean']:.4f} against training "
+                   f"{d['train_gradient_mean']:.4f} — the holdout is {'busier' if d['holdout_gradient_mean'] > d['train_gradient_mean'] else 'smoother'}"
+                   " than what the codec trains on.")
+    return out
+
+
+def _judges_findings(d: dict, results_dir: Path) -> list[str]:
     out = []
     for name in [k for k in d["sets"] if any(isinstance(j.get(k), dict) and "score" in j[k] for j in d["judges"].values())]:
         ran = {n: j[name] for n, j in d["judges"].items() if isinstance(j.get(name), dict) and "score" in j[name]}
@@ -244,7 +277,7 @@ def _judges_findings(d: dict) -> list[str]:
     return out
 
 
-def _rewards_findings(d: dict) -> list[str]:
+def _rewards_findings(d: dict, results_dir: Path) -> list[str]:
     out = list(d["answers"])   # the chapter's own sentences, computed from its tables, intervals included
     if d.get("vlm_role_is_simulated"):
         out.append(f"The VLM role was played by **{d['vlm_role']}, a simulated judge** (not a VLM): its rows show what "
@@ -254,11 +287,11 @@ def _rewards_findings(d: dict) -> list[str]:
     return out
 
 
-def _lowlevel_findings(d: dict) -> list[str]:
+def _lowlevel_findings(d: dict, results_dir: Path) -> list[str]:
     return list(d["answers"])   # the chapter's own sentences, computed from its tables, intervals included
 
 
-def _dpo_findings(d: dict) -> list[str]:
+def _dpo_findings(d: dict, results_dir: Path) -> list[str]:
     h, o, b = d["heldout"], d["oracle"], d["buffer"]
     null = f", with a coin for a judge {o['null_winrate_mean']:.3f}" if "null_winrate_mean" in o else ""
     return [
@@ -278,7 +311,8 @@ def _dpo_findings(d: dict) -> list[str]:
 
 
 CHAPTERS = (
-    Chapter("00", "data", "data.json", "reports/00_data.ipynb", "which photos, split how?", _data),
+    Chapter("00", "data", "data.json", "reports/00_data.ipynb", "which photos, split how?", _data, _data_findings,
+            ("data_crops.csv",)),
     Chapter("01", "validate_judges", "2afc.json", "reports/01_vlm_2afc_validation.ipynb",
             "do the judges replicate 2AFC choices?", _judges, _judges_findings),
     Chapter("02", "pretrain", "pretrain.json", "reports/02_pretrain_codec.ipynb",
@@ -325,11 +359,13 @@ def what_we_found(number: str, results_dir: str | Path = "results") -> str:
     path = Path(results_dir) / chapter.results
     if chapter.findings is not None and path.is_file():
         try:
-            found = chapter.findings(json.loads(path.read_text()))
+            d = json.loads(path.read_text())
+            found = chapter.findings(d, Path(results_dir))
         except (KeyError, IndexError, TypeError, ValueError, StopIteration) as e:
             found = [f"{path} lacks what this section reads ({type(e).__name__}: {e}); rerun `dvc repro {chapter.stage}`"]
         lines += [""] + [f"- {f}" for f in found]
-    lines += ["", f"(Every number above is read from `{path}`.)"]
+    read = [f"`{path}`", *(f"`{Path(results_dir) / x}`" for x in chapter.extra_results)]
+    lines += ["", f"(Every number above is read from {' and '.join(read)}.)"]
     return "\n".join(lines)
 
 
