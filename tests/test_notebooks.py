@@ -186,3 +186,6 @@ def test_notebook_smoke_run(stage, cmd, nb, workspace):
              if c.cell_type == "code" for o in c.get("outputs", [])
              if o.get("output_type") == "stream" and o.get("name") == "stderr"]
     assert not stray, f"{nb.name} wrote to stderr (silence it in lib, precisely):\n" + "\n".join(stray)
+    found = "".join(o.get("data", {}).get("text/markdown", "") for o in nbformat.read(str(out), 4).cells[-2].outputs)
+    assert found.startswith("## What we found\n") and "lacks what" not in found, \
+        f"{nb.name}: its 'What we found' did not render from its results:\n{found[:500]}"
