@@ -251,3 +251,31 @@ def test_learned_codecs_say_which_checkpoint_is_missing(tmp_path):
     learned, missing, dpo_rate = learned_codecs(tmp_path, ["low"], "codec_dpo.safetensors")
     assert learned == {} and dpo_rate is None
     assert "dvc repro pretrain" in missing["vlic@low"] and "dvc repro dpo" in missing["vlic-dpo"]
+
+
+def test_bd_rate_answers_say_what_each_interval_means():
+    from vlic.eval.summary import bd_rate_answers
+
+    entries = [{"metric": "psnr", "anchor": "jpeg", "test": "vlic", "bd_rate": -16.6, "ci_low": -24.9, "ci_high": -6.2},
+               {"metric": "psnr", "anchor": "jpeg", "test": "vlic μ", "bd_rate": 0.4, "ci_low": -29.0, "ci_high": 15.3},
+               {"metric": "ms_ssim", "anchor": "jpeg-ds", "test": "vlic", "bd_rate": 78.3, "ci_low": 17.0, "ci_high": 116.8},
+               {"metric": "psnr", "anchor": "vlic", "test": "vlic-dpo", "bd_rate": 1.0, "ci_low": None, "ci_high": None},
+               {"metric": "psnr", "anchor": "jpeg", "test": "vlic-dpo", "bd_rate": None, "undefined": "one rate point"},
+               {"metric": "psnr", "anchor": "jpeg", "test": "webp", "bd_rate": -40.0, "ci_low": -50.0, "ci_high": -30.0}]
+    labels = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM"}
+    assert bd_rate_answers(entries, {"vlic", "vlic μ", "vlic-dpo"}, ["jpeg", "jpeg-ds"], labels) == [
+        "PSNR (dB): vlic vs jpeg BD-rate -16.6 % [-24.9, -6.2] → fewer bits at equal quality",
+        "PSNR (dB): vlic μ vs jpeg BD-rate +0.4 % [-29.0, +15.3] → no measurable difference",
+        "MS-SSIM: vlic vs jpeg-ds BD-rate +78.3 % [+17.0, +116.8] → more bits at equal quality"]
+    # an anchor outside `anchors` is not reported; a system outside `systems` neither
+    assert bd_rate_answers(entries[3:4], {"vlic-dpo"}, ["vlic"], labels) == [
+        "PSNR (dB): vlic-dpo vs vlic BD-rate +1.0 % [+nan, +nan] → no interval"]
+
+
+def test_pooled_hifid_patches_pool_every_photo_in_order():
+    from vlic.eval.metrics import hifid_patches, pooled_hifid_patches
+
+    a, b = np.zeros((64, 96, 3), np.uint8), np.ones((96, 64, 3), np.uint8)
+    pooled = pooled_hifid_patches([a, b], 32)
+    assert len(pooled) == len(hifid_patches(a, 32)) + len(hifid_patches(b, 32)) == (2 * 3 + 1 * 2) + (3 * 2 + 2 * 1)
+    assert all(q.max() == 0 for q in pooled[:8]) and all(q.min() == 1 for q in pooled[8:])

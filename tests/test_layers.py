@@ -24,7 +24,7 @@ LAYERS = [
     {"lowlevel", "machine"},
     {"training"},
     {"widgets", "reproduce", "pipeline", "lab", "study_summary"},
-    {"cli"},
+    {"cli", "chapters"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 

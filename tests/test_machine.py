@@ -244,3 +244,18 @@ def test_suite_end_to_end_on_packaged_photos(tmp_path):
     assert len(df) == 4 and set(df.kind) == {"photo", "text"}
     assert df.face_ap.notna().sum() == 2 and df.cer.notna().sum() == 1 and "cer_16px" in df
     assert ((df.top1.dropna() == 0) | (df.top1.dropna() == 1)).all() and (df.kl.dropna() > 0).all()
+
+
+@needs_faces
+def test_mediapipe_writes_nothing_to_stderr():
+    """Its C++ logs (TFLite's XNNPACK line, absl's feedback-manager warnings) would land in every executed chapter 06
+    as stray stderr: a fresh process detects a face and a person and its stderr stays empty."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from skimage import data; from vlic.machine import faces; px = data.astronaut(); "
+            "print(len(faces.detect(px)), round(float(faces.person_mask(px).mean()), 2))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == "1" and r.stderr == ""

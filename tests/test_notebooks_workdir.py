@@ -40,11 +40,33 @@ def _dirty_notebook() -> nbformat.NotebookNode:
     return nb
 
 
+def _first_statement_is_use_repo_root(function) -> bool:
+    import ast
+    import inspect
+    import textwrap
+
+    body = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0].body
+    body = [s for s in body if not isinstance(s, (ast.Import, ast.ImportFrom))
+            and not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]   # imports, docstring
+    call = body[0].value if body and isinstance(body[0], ast.Expr) else None
+    return isinstance(call, ast.Call) and getattr(call.func, "id", None) == "use_repo_root"
+
+
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_every_notebook_starts_its_first_code_cell_at_the_repo_root(nb):
+    """Its first line is ``use_repo_root()`` — or, for a pipeline chapter, ``from vlic.chapters import <chapter>``
+    followed by ``<chapter>.setup(globals())``, whose first statement is ``use_repo_root()``."""
+    import importlib
+
     cells = [c for c in nbformat.read(str(nb), as_version=4).cells if c.cell_type == "code"]
     after_params = [c for c in cells if "parameters" not in c.metadata.get("tags", [])]
-    assert after_params[0].source.splitlines()[0].startswith(ROOT_LINE)
+    first = after_params[0].source.splitlines()[0]
+    chapter = re.fullmatch(r"from vlic\.chapters import (\w+)", first)
+    if chapter:
+        assert f"{chapter.group(1)}.setup(globals())" in after_params[0].source
+        assert _first_statement_is_use_repo_root(importlib.import_module(f"vlic.chapters.{chapter.group(1)}").setup)
+    else:
+        assert first.startswith(ROOT_LINE)
     assert cells.index(after_params[0]) == (1 if len(after_params) < len(cells) else 0)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vlic.stats import mean_ci
+from vlic.stats import chance_verdict, mean_ci
 
 
 def test_the_interval_brackets_the_mean():
@@ -26,3 +26,12 @@ def test_one_value_has_no_interval_and_nan_is_an_error_unless_dropped():
 def test_same_seed_same_interval():
     v = np.random.default_rng(0).random(30)
     assert mean_ci(v, seed=4) == mean_ci(v, seed=4) != mean_ci(v, seed=5)
+
+
+def test_an_interval_is_above_below_or_around_chance():
+    assert chance_verdict(0.51, 0.7) == "above chance"
+    assert chance_verdict(0.383, 0.461) == "below chance"
+    assert chance_verdict(0.349, 0.505) == "not distinguishable from chance"
+    assert chance_verdict(0.5, 0.6) == "not distinguishable from chance"      # touching chance is not above it
+    assert chance_verdict(float("nan"), float("nan")) == "not distinguishable from chance"
+    assert chance_verdict(0.2, 0.3, chance=0.25) == "not distinguishable from chance"

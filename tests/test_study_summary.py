@@ -90,3 +90,52 @@ def test_the_readme_is_a_front_door_whose_links_resolve():
             if target.startswith(("http://", "https://", "reports/", "results/", "models/", "data/")):
                 continue
             assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
+
+
+def _dpo_results() -> dict:
+    w = {"winrate": 0.388, "ci_low": 0.3203, "ci_high": 0.4531}
+    return {"reward": "haarpsi ∧ deep_effnet", "referee": "ms_gmsd", "heldout_patches": 96, "heldout_seeds": 2,
+            "heldout": {"training_judge": w, "ms_gmsd": {"winrate": 0.2865, "ci_low": 0.2031, "ci_high": 0.3646}},
+            "claim": ["training_judge: mean win-rate 0.422, 95 % t-interval [0.383, 0.461] — below chance"],
+            "seeds": {"winrate": {"training_judge": {"n": 3, "runs": 9, "mean": 0.4219, "ci_low": 0.3831,
+                                                     "ci_high": 0.4607}}},
+            "oracle": {"judge": "psnr", "run_count": 6, "passed": False, "oracle_winrate_mean": 0.479,
+                       "flipped_winrate_mean": 0.286, "null_winrate_mean": 0.268},
+            "bpp_pretrained": 0.048817, "bpp_dpo": 0.048776, "bpp_change_percent": -0.083, "tokens_changed": 0.02181,
+            "steps": 120, "buffer": {"acceptance_rate": 0.58203125, "judged": 256},
+            "implicit_accuracy_second_half": 0.8104}
+
+
+def test_what_we_found_is_the_headline_then_the_findings_with_intervals(tmp_path):
+    (tmp_path / "dpo.json").write_text(json.dumps(_dpo_results()))
+    md = study_summary.what_we_found("04", tmp_path)
+    lines = md.splitlines()
+    assert lines[0] == "## What we found"
+    headline = {r["chapter"]: r["answer"] for r in study_summary.answers(tmp_path)}["04"]
+    assert lines[2] == f"*Does Diffusion-DPO make the decoder better by its judges?* {headline}."
+    assert ("the training judge (haarpsi ∧ deep_effnet) prefers the DPO decoder at a win-rate of 0.388 [0.320, 0.453] "
+            "(below chance); the referee ms_gmsd, never trained on, at 0.286 [0.203, 0.365] (below chance).") in md
+    assert "- **Across runs**, training_judge: mean win-rate 0.422, 95 % t-interval [0.383, 0.461] — below chance." in lines
+    assert "0.479 with psnr as the reward, 0.286 with it flipped, with a coin for a judge 0.268 — FAILED" in md
+    assert "0.04882 → 0.04878 bpp (-0.08 %), 2.18 % of latent tokens changed" in md
+    assert lines[-1] == f"(Every number above is read from `{tmp_path / 'dpo.json'}`.)"
+
+
+def test_what_we_found_says_what_is_missing(tmp_path):
+    assert "not run yet" in study_summary.what_we_found("04", tmp_path)
+    (tmp_path / "dpo.json").write_text(json.dumps({**_dpo_results(), "oracle": {}}))
+    md = study_summary.what_we_found("04", tmp_path)
+    assert "lacks what the summary reads" in md           # the headline's own message, once
+    with pytest.raises(KeyError, match="no chapter '09'"):
+        study_summary.what_we_found("09", tmp_path)
+
+
+@pytest.mark.parametrize("chapter", study_summary.CHAPTERS, ids=lambda c: c.number)
+def test_what_we_found_reads_the_committed_results(chapter):
+    """Every chapter's closing section renders from the results the study wrote, all of its findings included."""
+    if not (REPO / "results" / chapter.results).is_file():
+        pytest.skip(f"no results/{chapter.results} in this checkout (run the study)")
+    md = study_summary.what_we_found(chapter.number, REPO / "results")
+    assert md.startswith("## What we found\n") and "lacks what" not in md
+    if chapter.findings is not None:
+        assert sum(line.startswith("- ") for line in md.splitlines()) >= 2, "findings beyond the headline"

@@ -262,6 +262,25 @@ def write_metrics(path: str | Path, metrics: dict, **json_kwargs: Any) -> Path:
     return path
 
 
+def json_tree(o: Any, digits: int = 5) -> Any:
+    """A nested result (dicts, lists, tuples, numpy scalars) as JSON values for a results file: dict keys as strings,
+    tuples as lists, floats rounded to ``digits`` and non-finite ones (NaN, ±inf) as ``None``, numpy integers and
+    booleans as Python ones; anything else as it is."""
+    import numpy as np
+
+    if isinstance(o, dict):
+        return {str(k): json_tree(v, digits) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [json_tree(v, digits) for v in o]
+    if isinstance(o, (np.floating, float)):
+        return None if not np.isfinite(o) else round(float(o), digits)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    return o
+
+
 def json_value(v: Any, digits: int = 5) -> Any:
     """A table cell as a JSON value for a results file: NaN → ``None``, floats (numpy's too) rounded to ``digits``,
     other numpy scalars as Python ones."""

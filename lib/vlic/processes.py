@@ -1,4 +1,5 @@
-"""Worker processes that die with their parent, and resume directories that one process at a time may use.
+"""Worker processes that die with their parent, resume directories that one process at a time may use, and the CPU
+time a process and its workers spent (:func:`cpu_seconds`).
 
 A stage that fans work out to processes (DPO replicates, pre-training replicates) must not leave them running when
 the stage itself is killed (``dvc repro`` interrupted, SIGKILL, OOM-killer): on Linux each worker asks the kernel to
@@ -21,6 +22,15 @@ import time
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of the (worker) processes it has waited for, since it started
+    (``getrusage`` of ``RUSAGE_SELF`` and ``RUSAGE_CHILDREN``); a stage's CPU time is the difference of two calls."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def die_with_parent(parent_pid: int | None = None) -> bool:

@@ -1,5 +1,5 @@
 """The mean and its percentile-bootstrap interval — used by every chapter that reports a mean over independent units
-(2AFC items, photos, pairs of a human study)."""
+(2AFC items, photos, pairs of a human study) — and what an interval says about chance (:func:`chance_verdict`)."""
 
 from __future__ import annotations
 
@@ -26,3 +26,10 @@ def mean_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: f
     a = (1 - level) / 2
     lo, hi = np.quantile(boot, [a, 1 - a])
     return float(v.mean()), float(lo), float(hi)
+
+
+def chance_verdict(ci_low: float, ci_high: float, chance: float = 0.5) -> str:
+    """What a win-rate's interval says against ``chance``: "above chance" (the whole interval above it), "below
+    chance" (the whole interval below) or "not distinguishable from chance" (the interval contains it, or is NaN)."""
+    return ("above chance" if ci_low > chance else "below chance" if ci_high < chance
+            else "not distinguishable from chance")

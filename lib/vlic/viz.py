@@ -31,6 +31,26 @@ def image_grid(images: list[np.ndarray], titles: list[str] | None = None, ncols:
     return fig
 
 
+def detail_crop(img: np.ndarray, size: int = 160) -> np.ndarray:
+    """A square of side ``min(size, H, W)`` from an image, centred horizontally, from a quarter of the way down (where
+    photos keep their subject): the detail panel of a figure that compares reconstructions."""
+    h, w = img.shape[:2]
+    s = min(size, h, w)
+    y, x = max(0, h // 4 - s // 4), (w - s) // 2
+    return img[y : y + s, x : x + s]
+
+
+def interval_dots(data, value: str, low: str, high: str, category: str, reference: float | None = None, **_) -> None:
+    """Dots with horizontal interval bars, one row per ``category``, sorted by ``value``, on the current axes, with a
+    dotted line at ``reference``: for ``seaborn.FacetGrid.map_dataframe`` (which also passes ``color``, ignored)."""
+    ax = plt.gca()
+    data = data.sort_values(value)
+    ax.errorbar(data[value], data[category], xerr=[(data[value] - data[low]).clip(lower=0),
+                                                   (data[high] - data[value]).clip(lower=0)], fmt="o", color="C0")
+    if reference is not None:
+        ax.axvline(reference, ls=":", c="grey")
+
+
 def save(fig, path: str | Path, dpi: int = 110) -> Path:
     """Save a figure as PNG (creating folders) and return the path."""
     path = Path(path)

@@ -220,6 +220,11 @@ def hifid_patches(px: np.ndarray, size: int) -> list[np.ndarray]:
     return out
 
 
+def pooled_hifid_patches(photos: Sequence[np.ndarray], size: int) -> list[np.ndarray]:
+    """:func:`hifid_patches` of every photo, pooled into one set in photo order (a distribution metric's sample)."""
+    return [q for px in photos for q in hifid_patches(px, size)]
+
+
 def effnet_features(input_size: int = 224) -> Callable:
     """(B, 3, h, w) in [0, 1] → (B, 1280) pooled EfficientNet-Lite0 features, inputs resized (bicubic) to
     ``input_size``² first (0 = as they are)."""

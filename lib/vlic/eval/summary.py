@@ -89,6 +89,22 @@ def bd_rate_entry(photos: pd.DataFrame, anchor: str, test: str, metric: str, hig
                    "bootstrap_undefined": failed, "undefined": None}
 
 
+def bd_rate_answers(entries: Sequence[dict], systems: set[str], anchors: Sequence[str], labels: dict[str, str]
+                    ) -> list[str]:
+    """The BD-rates of ``systems`` against ``anchors`` in words, one line per :func:`bd_rate_entry` that has a number:
+    "fewer bits at equal quality" when the whole interval is below 0, "more bits …" above, "no measurable
+    difference" when it contains 0, "no interval" without one. ``labels``: metric name → how to print it."""
+    out = []
+    for e in entries:
+        if e["test"] in systems and e["anchor"] in anchors and e.get("bd_rate") is not None:
+            lo, hi = (np.nan if e.get(k) is None else float(e[k]) for k in ("ci_low", "ci_high"))
+            verdict = ("no interval" if not np.isfinite([lo, hi]).all() else "fewer bits at equal quality" if hi < 0
+                       else "more bits at equal quality" if lo > 0 else "no measurable difference")
+            out.append(f"{labels[e['metric']]}: {e['test']} vs {e['anchor']} BD-rate {e['bd_rate']:+.1f} % "
+                       f"[{lo:+.1f}, {hi:+.1f}] → {verdict}")
+    return out
+
+
 def paired_difference(photos: pd.DataFrame, a: str, b: str, rate_point: str, metrics: Sequence[str],
                       n_boot: int = 2000, seed: int = 0) -> dict:
     """Per-photo ``a − b`` at one rate point (same photos), mean and bootstrap interval over photos, per metric."""

@@ -13,8 +13,10 @@ so these numbers are per-photo facts, not a face benchmark.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import sys
 
 import numpy as np
 
@@ -32,12 +34,32 @@ def availability() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _native_logs_silenced():
+    """MediaPipe's C++ side logs straight to file descriptor 2 ("INFO: Created TensorFlow Lite XNNPACK delegate for
+    CPU", absl's "W0000 … Feedback manager requires a model with a single signature …"): in mediapipe 0.10.21
+    neither ``GLOG_minloglevel`` nor ``TF_CPP_MIN_LOG_LEVEL`` reaches its absl logger. So descriptor 2 points at
+    ``/dev/null`` while MediaPipe builds or runs a graph, and only then. Python errors still arrive as exceptions,
+    and a notebook's ``sys.stderr`` is not descriptor 2; another thread writing to descriptor 2 during a call would be
+    silenced too (no chapter runs one beside MediaPipe)."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 @functools.lru_cache(maxsize=1)
 def _detector():
     os.environ.setdefault("GLOG_minloglevel", "2")
     from mediapipe.python.solutions import face_detection
 
-    return face_detection.FaceDetection(model_selection=1, min_detection_confidence=MIN_SCORE)
+    with _native_logs_silenced():
+        return face_detection.FaceDetection(model_selection=1, min_detection_confidence=MIN_SCORE)
 
 
 @functools.lru_cache(maxsize=1)
@@ -45,13 +67,16 @@ def _segmenter():
     os.environ.setdefault("GLOG_minloglevel", "2")
     from mediapipe.python.solutions import selfie_segmentation
 
-    return selfie_segmentation.SelfieSegmentation(model_selection=0)
+    with _native_logs_silenced():
+        return selfie_segmentation.SelfieSegmentation(model_selection=0)
 
 
 def detect(pixels: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
     """Faces in a uint8 RGB image: ``((x0, y0, x1, y1) in pixels, score)``, highest score first."""
     H, W = pixels.shape[:2]
-    result = _detector().process(np.ascontiguousarray(pixels))
+    detector = _detector()
+    with _native_logs_silenced():
+        result = detector.process(np.ascontiguousarray(pixels))
     out = []
     for d in result.detections or []:
         b = d.location_data.relative_bounding_box
@@ -61,7 +86,10 @@ def detect(pixels: np.ndarray) -> list[tuple[tuple[float, float, float, float], 
 
 def person_mask(pixels: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Boolean person mask (H, W) of a uint8 RGB image."""
-    return _segmenter().process(np.ascontiguousarray(pixels)).segmentation_mask > threshold
+    segmenter = _segmenter()
+    with _native_logs_silenced():
+        mask = segmenter.process(np.ascontiguousarray(pixels)).segmentation_mask
+    return mask > threshold
 
 
 def box_iou(a, b) -> float:

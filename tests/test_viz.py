@@ -1,0 +1,38 @@
+"""Figure helpers of ``vlic.viz`` that decide what a reader sees."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vlic.viz import detail_crop
+
+
+def test_detail_crop_is_a_square_centred_across_from_a_quarter_down():
+    img = np.arange(200 * 300).reshape(200, 300)
+    c = detail_crop(img)
+    assert c.shape == (160, 160)
+    assert c[0, 0] == img[10, 70]                   # y = 200 // 4 - 160 // 4 = 10, x = (300 - 160) // 2 = 70
+    small = detail_crop(np.zeros((64, 96, 3), np.uint8))
+    assert small.shape == (64, 64, 3)               # never larger than the image's short side
+    assert detail_crop(img, size=40)[0, 0] == img[40, 130]
+
+
+def test_interval_dots_draws_sorted_rows_with_clipped_bars_and_the_reference():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from vlic.viz import interval_dots
+
+    data = pd.DataFrame({"codec": ["b", "a"], "elo": [1100.0, 900.0], "ci_low": [1000.0, 950.0],
+                         "ci_high": [1200.0, 1000.0]})
+    fig, ax = plt.subplots()
+    interval_dots(data, value="elo", low="ci_low", high="ci_high", category="codec", reference=1000, color="red")
+    ys = [t.get_text() for t in ax.get_yticklabels()]
+    assert ys == ["a", "b"]                                          # sorted by value
+    bars = ax.collections[0].get_segments()
+    assert [tuple(s[:, 0]) for s in bars] == [(900.0, 1000.0), (1000.0, 1200.0)]   # a's low above its value: clipped to 0
+    assert ax.lines[-1].get_xdata()[0] == 1000                       # the reference line
+    plt.close(fig)
