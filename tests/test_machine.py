@@ -259,3 +259,17 @@ def test_mediapipe_writes_nothing_to_stderr():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[0] == "1" and r.stderr == ""
+
+
+def test_chapter_06_figures_show_at_most_six_codecs_each():
+    from vlic.machine.figures import codec_groups
+
+    codecs = ["vlic", "vlic-dpo", "ft-baseline", "ft-sc_flow_mid", "ft-sc_effnet", "ft-tags", "ft-sc_tags", "jpeg",
+              "jpeg-ds", "webp", "webp-ds", "avif", "avif-ds"]
+    groups = codec_groups(codecs)
+    assert list(groups) == ["machine_bpp.png", "machine_bpp_downscaled.png", "machine_bpp_finetunes.png"]
+    assert groups["machine_bpp.png"][1] == ["vlic", "vlic-dpo", "jpeg", "webp", "avif"]
+    assert groups["machine_bpp_downscaled.png"][1] == ["jpeg", "jpeg-ds", "webp", "webp-ds", "avif", "avif-ds"]
+    assert groups["machine_bpp_finetunes.png"][1][0] == "vlic" and len(groups["machine_bpp_finetunes.png"][1]) == 6
+    many = codec_groups(["vlic"] + [f"ft-{k}" for k in range(8)])["machine_bpp_finetunes.png"]
+    assert len(many[1]) == 6 and "first 6 of 9" in many[0]

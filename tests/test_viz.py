@@ -36,3 +36,56 @@ def test_interval_dots_draws_sorted_rows_with_clipped_bars_and_the_reference():
     assert [tuple(s[:, 0]) for s in bars] == [(900.0, 1000.0), (1000.0, 1200.0)]   # a's low above its value: clipped to 0
     assert ax.lines[-1].get_xdata()[0] == 1000                       # the reference line
     plt.close(fig)
+
+
+def _lines(n: int, colours=None, legend: bool = True):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    for k in range(n):
+        ax.plot(np.arange(10), np.arange(10) * k, color=(colours or [f"C{i}" for i in range(10)])[k], label=f"s{k}")
+    if legend:
+        ax.legend()
+    return fig, ax
+
+
+def test_a_slide_figure_has_few_series_that_look_different_and_a_legend_off_the_data(tmp_path):
+    import pytest
+
+    from vlic.viz import legend_outside, save, slide_problems
+
+    fig, ax = _lines(3)
+    assert any("legend covers the data" in p for p in slide_problems(fig))
+    with pytest.raises(ValueError, match="not readable as a slide"):
+        save(fig, tmp_path / "inside.png")
+    legend_outside(ax)
+    assert slide_problems(fig) == []
+    assert save(fig, tmp_path / "outside.png").exists()
+
+    fig, ax = _lines(7, legend=False)
+    assert slide_problems(fig) == ["'panel 1': 7 series (at most 6)"]
+    fig, ax = _lines(2, colours=["C0", "C0"], legend=False)
+    assert slide_problems(fig) == ["'panel 1': two series look the same (colour, line style and marker)"]
+    ax.lines[1].set_linestyle("--")                      # same colour, another line style: tellable apart
+    assert slide_problems(fig) == []
+
+
+def test_seaborn_legend_headings_are_not_series():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    from vlic.viz import legend_outside, slide_problems
+
+    df = pd.DataFrame({"x": np.tile(np.arange(4), 6), "y": np.arange(24.0), "hue": np.repeat(list("abc"), 8),
+                       "style": np.tile(np.repeat(["p", "q"], 4), 3)})
+    fig, ax = plt.subplots()
+    sns.lineplot(df, x="x", y="y", hue="hue", style="style", ax=ax)
+    legend_outside(ax)
+    assert slide_problems(fig) == []                     # 3 colours + 2 styles, the two headings not counted

@@ -10,7 +10,26 @@ import seaborn as sns
 from vlic.machine.suite import describe
 
 
-def accuracy_vs_bpp(table: pd.DataFrame, metrics: list[str], originals: pd.DataFrame | None = None):
+def codec_groups(codecs: list[str], most: int = 6) -> dict[str, tuple[str, list[str]]]:
+    """Chapter 06's codecs as three figures a slide can show, each a question: file name → (title, codecs).
+    ``machine_bpp.png``: the pre-trained and DPO codecs against each classical codec at full size;
+    ``machine_bpp_downscaled.png``: each classical codec with and without downscaling; ``machine_bpp_finetunes.png``:
+    the pre-trained codec and its machine-vision fine-tunes. A group longer than ``most`` keeps its first ``most``
+    and says so in its title."""
+    learned = [c for c in codecs if c in ("vlic", "vlic-dpo")]
+    tuned = [c for c in codecs if c.startswith("ft-")]
+    classical = [c for c in codecs if c not in learned and c not in tuned and not c.endswith("-ds")]
+    groups = {"machine_bpp.png": ("learned vs classical codecs", learned + classical),
+              "machine_bpp_downscaled.png": ("classical codecs, with and without downscaling (dashed)",
+                                             [c for b in classical for c in (b, f"{b}-ds") if c in codecs]),
+              "machine_bpp_finetunes.png": ("the pre-trained codec and its machine-vision fine-tunes",
+                                            [c for c in codecs if c == "vlic"] + tuned)}
+    return {file: (title + (f" (first {most} of {len(members)})" if len(members) > most else ""), members[:most])
+            for file, (title, members) in groups.items()}
+
+
+def accuracy_vs_bpp(table: pd.DataFrame, metrics: list[str], originals: pd.DataFrame | None = None,
+                    codecs: list[str] | None = None, title: str | None = None):
     """One panel per metric: mean over images (error bars: bootstrap interval over images) against the mean bpp of
     the same images, one line per codec across its rate points; hollow markers = a classical codec that missed its
     target rate; a dotted line = the original's score (the ceiling)."""
@@ -20,9 +39,15 @@ def accuracy_vs_bpp(table: pd.DataFrame, metrics: list[str], originals: pd.DataF
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.8 * ncols, 3.3 * nrows), squeeze=False)
     for ax in axes.flat[len(metrics):]:
         ax.axis("off")
-    codecs = list(dict.fromkeys(table.sort_values("family").codec))
+    # colours from all codecs, the same in every group: black and red for the learned codecs, a downscaled
+    # variant in its codec's colour (dashed)
+    every = list(dict.fromkeys(table.sort_values("family").codec))
     base = [c for k, c in enumerate(sns.color_palette("tab10", 10)) if k != 3]
-    palette = dict(zip(codecs, base * 2)) | {c: col for c, col in (("vlic", "black"), ("vlic-dpo", "crimson"))}
+    own = [c for c in every if c not in ("vlic", "vlic-dpo") and not c.endswith("-ds")]
+    palette = dict(zip(own, base * 2)) | {"vlic": "black", "vlic-dpo": "crimson"}
+    palette |= {c: palette.get(c.removesuffix("-ds"), "grey") for c in every if c.endswith("-ds")}
+    if codecs is not None:
+        table = table[table.codec.isin(codecs)]
     for ax, m in zip(axes.flat, metrics):
         t = table[table.metric == m].sort_values("bpp")
         for codec, g in t.groupby("codec", sort=False):
@@ -42,7 +67,12 @@ def accuracy_vs_bpp(table: pd.DataFrame, metrics: list[str], originals: pd.DataF
         ax.set_xlabel("bits per pixel (file bytes)")
         _, higher, label = describe(m)
         ax.set_title(f"{label} {'↑' if higher else '↓'}", fontsize=10)
-    axes.flat[len(metrics) - 1].legend(fontsize=7, loc="best")
+    from vlic import viz
+
+    axes.flat[len(metrics) - 1].legend(fontsize=8)
+    viz.legend_outside(axes.flat[len(metrics) - 1])
+    if title:
+        fig.suptitle(title, y=1.0)
     fig.tight_layout()
     return fig
 
