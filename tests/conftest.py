@@ -28,6 +28,8 @@ def synthetic_photo(h: int, w: int, seed: int = 0):
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# Every figure a smoke run saves must be readable as a slide (vlic.viz.save refuses it otherwise)
+os.environ.setdefault("VLIC_STRICT_FIGURES", "1")
 
 
 @pytest.fixture(scope="session")

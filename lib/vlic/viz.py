@@ -132,12 +132,21 @@ def slide_problems(fig) -> list[str]:
     return problems
 
 
+STRICT_FIGURES = "VLIC_STRICT_FIGURES"  # "1": :func:`save` refuses a figure that is not slide-ready (the test suite)
+
+
 def save(fig, path: str | Path, dpi: int = 110, check: bool = True) -> Path:
-    """Save a figure as PNG (creating folders) and return the path. ``check``: refuse a figure that is not readable as
-    a slide (:func:`slide_problems`), naming the file and what is wrong."""
+    """Save a figure as PNG (creating folders) and return the path. ``check``: say in one line what keeps the figure
+    from being readable as a slide (:func:`slide_problems`); with ``VLIC_STRICT_FIGURES=1`` in the environment (the
+    test suite's smoke runs) refuse it instead, naming the file and what is wrong."""
+    import os
+
     path = Path(path)
     if check and (problems := slide_problems(fig)):
-        raise ValueError(f"figure {path.name!r} is not readable as a slide: {'; '.join(problems)}")
+        message = f"figure {path.name!r} is not readable as a slide: {'; '.join(problems)}"
+        if os.environ.get(STRICT_FIGURES) == "1":
+            raise ValueError(message)
+        print(f"note: {message}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
