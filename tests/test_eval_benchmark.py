@@ -279,3 +279,17 @@ def test_pooled_hifid_patches_pool_every_photo_in_order():
     pooled = pooled_hifid_patches([a, b], 32)
     assert len(pooled) == len(hifid_patches(a, 32)) + len(hifid_patches(b, 32)) == (2 * 3 + 1 * 2) + (3 * 2 + 2 * 1)
     assert all(q.max() == 0 for q in pooled[:8]) and all(q.min() == 1 for q in pooled[8:])
+
+
+def test_codec_groups_answer_one_question_each_with_at_most_six_codecs():
+    import pytest
+
+    from vlic.eval.summary import codec_groups
+
+    codecs = ["vlic", "vlic μ", "vlic-dpo", "vlic-dpo μ", "jpeg", "jpeg-ds", "webp", "webp-ds", "avif", "avif-ds"]
+    g = codec_groups(codecs, ["learned vs classical", "downscale-then-code", "learned decoders"])
+    assert g["learned vs classical"][1] == ["vlic", "vlic-dpo", "jpeg", "webp", "avif"]
+    assert g["downscale-then-code"][1] == ["jpeg", "jpeg-ds", "webp", "webp-ds", "avif", "avif-ds"]
+    assert g["learned decoders"][1] == ["vlic", "vlic μ", "vlic-dpo", "vlic-dpo μ"]
+    with pytest.raises(ValueError, match="unknown group"):
+        codec_groups(codecs, ["everything"])

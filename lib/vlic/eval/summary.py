@@ -118,3 +118,33 @@ def paired_difference(photos: pd.DataFrame, a: str, b: str, rate_point: str, met
         mean, lo, hi = mean_ci((pa.loc[common, m] - pb.loc[common, m]).to_numpy(), n_boot, seed)
         out[m] = {"delta": round(mean, 5), "ci_low": round(lo, 5), "ci_high": round(hi, 5)}
     return out
+
+
+LEARNED = ("vlic", "vlic-dpo")   # the study's two learned codecs (pre-trained, post-trained)
+CODEC_GROUPS = {
+    "learned vs classical": "the learned codecs against each classical codec at full size",
+    "downscale-then-code": "each classical codec with and without downscaling (dashed)",
+    "learned decoders": "the learned codecs' flow decoders and their mean heads μ (dotted)",
+    "fine-tunes": "the pre-trained codec and its machine-vision fine-tunes",
+}
+
+
+def codec_groups(codecs: Sequence[str], groups: Sequence[str], most: int = 6) -> dict[str, tuple[str, list[str]]]:
+    """Codecs in the groups a slide can show, each answering one question (:data:`CODEC_GROUPS`): group → (title,
+    codecs), for every group asked for even when it has a single codec. A group longer than ``most`` keeps its first
+    ``most`` and says so in its title. Names follow the harness: ``<codec>-ds`` downscales first, ``<codec> μ`` is a
+    learned codec's mean head, ``ft-<name>`` a fine-tune."""
+    learned = [c for c in codecs if c in LEARNED]
+    tuned = [c for c in codecs if c.startswith("ft-")]
+    classical = [c for c in codecs if not c.startswith(("vlic", "ft-")) and not c.endswith("-ds")]
+    members = {
+        "learned vs classical": learned + classical,
+        "downscale-then-code": [c for b in classical for c in (b, f"{b}-ds") if c in codecs],
+        "learned decoders": [c for b in learned for c in (b, f"{b} μ") if c in codecs],
+        "fine-tunes": [c for c in codecs if c == "vlic"] + tuned,
+    }
+    unknown = [g for g in groups if g not in members]
+    if unknown:
+        raise ValueError(f"codec_groups: unknown group(s) {unknown}; known: {list(members)}")
+    return {g: (CODEC_GROUPS[g] + (f" (first {most} of {len(members[g])})" if len(members[g]) > most else ""),
+                members[g][:most]) for g in groups}

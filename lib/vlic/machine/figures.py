@@ -10,22 +10,17 @@ import seaborn as sns
 from vlic.machine.suite import describe
 
 
+FIGURES = {"machine_bpp.png": "learned vs classical", "machine_bpp_downscaled.png": "downscale-then-code",
+           "machine_bpp_finetunes.png": "fine-tunes"}
+
+
 def codec_groups(codecs: list[str], most: int = 6) -> dict[str, tuple[str, list[str]]]:
-    """Chapter 06's codecs as three figures a slide can show, each a question: file name → (title, codecs).
-    ``machine_bpp.png``: the pre-trained and DPO codecs against each classical codec at full size;
-    ``machine_bpp_downscaled.png``: each classical codec with and without downscaling; ``machine_bpp_finetunes.png``:
-    the pre-trained codec and its machine-vision fine-tunes. A group longer than ``most`` keeps its first ``most``
-    and says so in its title."""
-    learned = [c for c in codecs if c in ("vlic", "vlic-dpo")]
-    tuned = [c for c in codecs if c.startswith("ft-")]
-    classical = [c for c in codecs if c not in learned and c not in tuned and not c.endswith("-ds")]
-    groups = {"machine_bpp.png": ("learned vs classical codecs", learned + classical),
-              "machine_bpp_downscaled.png": ("classical codecs, with and without downscaling (dashed)",
-                                             [c for b in classical for c in (b, f"{b}-ds") if c in codecs]),
-              "machine_bpp_finetunes.png": ("the pre-trained codec and its machine-vision fine-tunes",
-                                            [c for c in codecs if c == "vlic"] + tuned)}
-    return {file: (title + (f" (first {most} of {len(members)})" if len(members) > most else ""), members[:most])
-            for file, (title, members) in groups.items()}
+    """Chapter 06's accuracy-vs-bits figures, one question each: file name → (title, codecs)
+    (:func:`vlic.eval.summary.codec_groups`)."""
+    from vlic.eval.summary import codec_groups as groups
+
+    chosen = groups(codecs, list(FIGURES.values()), most)
+    return {file: chosen[group] for file, group in FIGURES.items()}
 
 
 def accuracy_vs_bpp(table: pd.DataFrame, metrics: list[str], originals: pd.DataFrame | None = None,
