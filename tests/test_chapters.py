@@ -6,13 +6,35 @@ from __future__ import annotations
 import pytest
 
 from vlic.chapters import dpo
-from vlic.chapters.parameters import pick
+from vlic.chapters.parameters import open_chapter, pick
 
 
 def test_pick_takes_the_named_parameters_in_order_and_names_a_missing_one():
     assert pick({"b": 2, "a": 1, "other": 3}, ("a", "b"), "04_dpo_posttrain") == {"a": 1, "b": 2}
     with pytest.raises(NameError, match=r"^chapter 04_dpo_posttrain needs its parameter 'seed', which is not defined"):
         pick({"a": 1}, ("a", "seed"), "04_dpo_posttrain")
+
+
+def test_open_chapter_makes_the_folders_and_sets_threads_only_when_asked(tmp_path, monkeypatch):
+    import torch
+
+    import vlic.notebooks
+
+    monkeypatch.setattr(vlic.notebooks, "use_repo_root", lambda: None)
+    before = torch.get_num_threads()
+    ns = {"results_dir": str(tmp_path / "res"), "threads": 1, "unused": 0}
+    try:
+        torch.set_num_threads(2)
+        o = open_chapter(ns, ("results_dir", "threads"), "05_evaluate")
+        assert o.params == {"results_dir": str(tmp_path / "res"), "threads": 1}
+        assert o.figures == tmp_path / "res" / "figures" and o.figures.is_dir()
+        assert torch.get_num_threads() == 2              # threads per worker process: the notebook's own count stays
+        open_chapter(ns, ("results_dir", "threads"), "05_evaluate", set_threads=True)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(NameError, match=r"^chapter 05_evaluate needs its parameter 'threads'"):
+        open_chapter({"results_dir": str(tmp_path)}, ("results_dir", "threads"), "05_evaluate")
 
 
 def test_dpo_setup_reads_every_parameter_of_the_chapter_but_the_oracle_ones(repo):

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlic.chapters.parameters import pick
+from vlic.chapters.parameters import open_chapter
 
 CHAPTER = "00_data"
 PARAMETERS = ("raw_dir", "out_dir", "results_dir", "train_collections", "holdout_collections", "holdout_images",
@@ -30,16 +30,11 @@ class DataChapter:
 
 def setup(namespace: dict) -> DataChapter:
     """Chapter 00's objects from the parameters in ``namespace`` (the notebook's ``globals()``)."""
-    from vlic import viz
     from vlic.config import build
     from vlic.data.prepare import DataConfig
-    from vlic.notebooks import use_repo_root
 
-    use_repo_root()  # paths are relative to the repository root
-    p = pick(namespace, PARAMETERS, CHAPTER)
-    viz.setup()
-    results = Path(p["results_dir"])
-    figures = results / "figures"
+    o = open_chapter(namespace, PARAMETERS, CHAPTER)
+    p, results, figures = o.params, o.results, o.figures
     cfg = build(DataConfig, {k: p[k] for k in PARAMETERS if k != "results_dir"})
     return DataChapter(params=p, results=results, figures=figures, cfg=cfg)
 

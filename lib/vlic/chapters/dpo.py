@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlic.chapters.parameters import pick
+from vlic.chapters.parameters import open_chapter
 from vlic.stats import chance_verdict
 
 CHAPTER = "04_dpo_posttrain"
@@ -28,7 +28,7 @@ PARAMETERS = (
     "vlm_temperature", "vlm_max_tokens", "vlm_min_side", "vlm_send_seed", "vlm_timeout_s", "vlm_max_retries",
     "vlm_retry_budget_s", "vlm_breaker_failures", "steps", "batch_size", "lr", "warmup", "beta", "flow_weight",
     "cfg_dropout", "train_encoder", "encoder_lr_scale", "latent_decoder_lr_scale", "buffer_capacity",
-    "refresh_every", "refresh_size", "min_pairs", "sample_steps", "dpo_times", "dpo_path", "judge_workers",
+    "refresh_every", "refresh_size", "candidates", "min_pairs", "sample_steps", "dpo_times", "dpo_path", "judge_workers",
     "merge_after", "ref_weight", "validation_images", "eval_seeds", "bootstrap", "seed", "threads", "checkpoint_every",
     "mixed_precision", "gradient_checkpointing", "robustness_seeds", "pretrain_seeds", "robustness_workers")
 
@@ -64,22 +64,13 @@ class DPOChapter:
 
 def setup(namespace: dict) -> DPOChapter:
     """Chapter 04's objects from the parameters in ``namespace`` (the notebook's ``globals()``)."""
-    import torch
 
-    from vlic import viz
     from vlic.codec.families import family
-    from vlic.notebooks import use_repo_root
     from vlic.training.dpo.memory import describe, memory_estimate
     from vlic.training.dpo.setup import setup_dpo
 
-    use_repo_root()  # paths are relative to the repository root
-    params = pick(namespace, PARAMETERS, CHAPTER)
-    started = time.perf_counter()
-    viz.setup()
-    results = Path(params["results_dir"])
-    figures = results / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(int(params["threads"]))
+    o = open_chapter(namespace, PARAMETERS, CHAPTER, set_threads=True)
+    params, started, results, figures = o.params, o.started, o.results, o.figures
     s = setup_dpo(**params)
     memory = memory_estimate(s.base.config, s.cfg) if family(s.base) == "flowmo" else None
     if memory:

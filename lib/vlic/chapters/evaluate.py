@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlic.chapters.parameters import pick
+from vlic.chapters.parameters import open_chapter
 
 CHAPTER = "05_evaluate"
 PARAMETERS = (
@@ -69,25 +69,16 @@ class EvaluateChapter:
 
 def setup(namespace: dict) -> EvaluateChapter:
     """Chapter 05's objects from the parameters in ``namespace`` (the notebook's ``globals()``)."""
-    import torch
 
-    from vlic import viz
     from vlic.config import as_list
     from vlic.data.prepare import load_photos
     from vlic.data.splits import Crops, crop_boxes
     from vlic.eval.benchmark import compressai_availability, learned_codecs
     from vlic.eval.metrics import availability
-    from vlic.notebooks import use_repo_root
 
-    use_repo_root()  # paths are relative to the repository root
-    p = pick(namespace, PARAMETERS, CHAPTER)
-    started = time.perf_counter()
-    viz.setup()
-    if int(p["threads"]) > 0:  # 0 = torch default (all cores)
-        torch.set_num_threads(int(p["threads"]))
-    prepared, models, results = Path(p["prepared_dir"]), Path(p["models_dir"]), Path(p["results_dir"])
-    figures = results / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
+    o = open_chapter(namespace, PARAMETERS, CHAPTER, set_threads=True)
+    p, started, results, figures = o.params, o.started, o.results, o.figures
+    prepared, models = Path(p["prepared_dir"]), Path(p["models_dir"])
     seed_list = tuple(int(s) for s in as_list(p["seeds"]))
     if not seed_list:
         raise ValueError("give at least one decoding seed (seeds)")

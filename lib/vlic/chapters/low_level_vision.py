@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlic.chapters.parameters import pick
+from vlic.chapters.parameters import open_chapter
 
 CHAPTER = "07_low_level_vision"
 PARAMETERS = (
@@ -63,24 +63,17 @@ def setup(namespace: dict) -> LowLevelChapter:
     """Chapter 07's objects from the parameters in ``namespace`` (the notebook's ``globals()``)."""
     import torch
 
-    from vlic import viz
     from vlic.codec.checkpoint import load
     from vlic.codec.families import require_unet
     from vlic.config import as_list
     from vlic.images import load_rgb
     from vlic.lowlevel import study
-    from vlic.notebooks import use_repo_root
     from vlic.processes import cpu_seconds
 
-    use_repo_root()  # paths are relative to the repository root
-    p = pick(namespace, PARAMETERS, CHAPTER)
-    started, cpu_started = time.perf_counter(), cpu_seconds()
-    viz.setup()
-    if int(p["threads"]) > 0:
-        torch.set_num_threads(int(p["threads"]))
-    prepared, models_path, results = Path(p["prepared_dir"]), Path(p["models_dir"]), Path(p["results_dir"])
-    figures_dir = results / "figures"
-    figures_dir.mkdir(parents=True, exist_ok=True)
+    cpu_started = cpu_seconds()
+    o = open_chapter(namespace, PARAMETERS, CHAPTER, set_threads=True)
+    p, started, results, figures_dir = o.params, o.started, o.results, o.figures
+    prepared, models_path = Path(p["prepared_dir"]), Path(p["models_dir"])
     held_name, held_sev = next(iter(study.parse_degradations(p["heldout_degradation"]).items()))
     cfg = study.LowLevelConfig(
         tasks=study.parse_degradations(p["tasks"]), heldout_degradation=held_name, heldout_severity=held_sev,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlic.chapters.parameters import pick
+from vlic.chapters.parameters import open_chapter
 
 CHAPTER = "06_machine_vision"
 PARAMETERS = (
@@ -62,24 +62,15 @@ class MachineVisionChapter:
 
 def setup(namespace: dict) -> MachineVisionChapter:
     """Chapter 06's objects from the parameters in ``namespace`` (the notebook's ``globals()``)."""
-    import torch
 
-    from vlic import viz
     from vlic.config import as_list
     from vlic.eval.benchmark import learned_codecs
     from vlic.machine import availability, suite
     from vlic.machine import images as machine_images
-    from vlic.notebooks import use_repo_root
 
-    use_repo_root()  # paths are relative to the repository root
-    p = pick(namespace, PARAMETERS, CHAPTER)
-    started = time.perf_counter()
-    viz.setup()
-    if int(p["threads"]) > 0:
-        torch.set_num_threads(int(p["threads"]))
-    models, results = Path(p["models_dir"]), Path(p["results_dir"])
-    fig_dir = results / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
+    o = open_chapter(namespace, PARAMETERS, CHAPTER, set_threads=True)
+    p, started, results, fig_dir = o.params, o.started, o.results, o.figures
+    models = Path(p["models_dir"])
     seed_list = tuple(int(s) for s in as_list(p["seeds"]))
 
     not_available = {t: r for t, r in availability().items() if r and t in as_list(p["tasks"])}

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlic.chapters.parameters import pick
+from vlic.chapters.parameters import open_chapter
 
 CHAPTER = "02_pretrain_codec"
 PARAMETERS = (
@@ -56,21 +56,17 @@ class PretrainChapter:
 
 def setup(namespace: dict) -> PretrainChapter:
     """Chapter 02's objects from the parameters in ``namespace`` (the notebook's ``globals()``)."""
-    from vlic import viz
     from vlic.codec.autoencoder import CodecConfig
     from vlic.codec.families import FAMILIES
     from vlic.config import build
     from vlic.data.prepare import load_photos
-    from vlic.notebooks import use_repo_root
     from vlic.training.flowmo_pretrain import FlowMoPretrainConfig, mini_config
     from vlic.training.pretrain import PretrainConfig
 
-    use_repo_root()  # paths are relative to the repository root
-    p = pick(namespace, PARAMETERS, CHAPTER)
-    viz.setup()
-    prepared, models, results = Path(p["prepared_dir"]), Path(p["models_dir"]), Path(p["results_dir"])
-    figures = results / "figures"
-    for d in (models, models / "replicates", figures):
+    o = open_chapter(namespace, PARAMETERS, CHAPTER)
+    p, results, figures = o.params, o.results, o.figures
+    prepared, models = Path(p["prepared_dir"]), Path(p["models_dir"])
+    for d in (models, models / "replicates"):
         d.mkdir(parents=True, exist_ok=True)
     train_images, holdout_images = load_photos(prepared, "train"), load_photos(prepared, "holdout")
     if set(train_images) & set(holdout_images):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vlic.chapters.parameters import pick
+from vlic.chapters.parameters import open_chapter
 
 CHAPTER = "03_reward_ablations"
 PARAMETERS = (
@@ -65,20 +65,14 @@ class RewardAblationsChapter:
 
 def setup(namespace: dict) -> RewardAblationsChapter:
     """Chapter 03's objects from the parameters in ``namespace`` (the notebook's ``globals()``)."""
-    from vlic import viz
     from vlic.config import as_list
     from vlic.judges.factory import VLMSettings, availability
     from vlic.judges.reward_variants import Roles, grid, parse_variants
     from vlic.judges.simulated import SimulationSettings, is_simulated, simulated_metric
-    from vlic.notebooks import use_repo_root
 
-    use_repo_root()  # paths are relative to the repository root
-    p = pick(namespace, PARAMETERS, CHAPTER)
-    started = time.perf_counter()
-    viz.setup()
-    prepared, results, models = Path(p["prepared_dir"]), Path(p["results_dir"]), Path(p["models_dir"])
-    figures = results / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
+    o = open_chapter(namespace, PARAMETERS, CHAPTER)
+    p, started, results, figures = o.params, o.started, o.results, o.figures
+    prepared, models = Path(p["prepared_dir"]), Path(p["models_dir"])
     vlm = VLMSettings.from_params({k: v for k, v in p.items() if k.startswith("vlm_") and k != "vlm_judge"})
     sim = SimulationSettings.from_params({k: v for k, v in p.items() if k.startswith("sim_")})
     roles = Roles(vlm=p["vlm_judge"], lpips=p["lpips_judge"], majority=as_list(p["majority_judges"]),

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from vlic.chapters.parameters import pick
+from vlic.chapters.parameters import open_chapter
 
 CHAPTER = "01_vlm_2afc_validation"
 PARAMETERS = (
@@ -43,18 +43,12 @@ class ValidateJudgesChapter:
 
 def setup(namespace: dict) -> ValidateJudgesChapter:
     """Chapter 01's objects from the parameters in ``namespace`` (the notebook's ``globals()``)."""
-    from vlic import viz
     from vlic.config import as_list
     from vlic.judges.factory import VLMSettings, availability, make_judge
     from vlic.judges.metric import METRICS
-    from vlic.notebooks import use_repo_root
 
-    use_repo_root()  # paths are relative to the repository root
-    p = pick(namespace, PARAMETERS, CHAPTER)
-    viz.setup()
-    results = Path(p["results_dir"])
-    figures = results / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
+    o = open_chapter(namespace, PARAMETERS, CHAPTER)
+    p, results, figures = o.params, o.results, o.figures
     vlm = VLMSettings.from_params({k: v for k, v in p.items() if k.startswith("vlm_")})
     names = ["vlm", *as_list(p["metrics"])]
     label = {n: ((f"VLM {vlm.describe()}" if vlm.configured else "VLM") if n == "vlm" else METRICS[n].label)
