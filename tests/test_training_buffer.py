@@ -136,3 +136,53 @@ def test_judged_but_unmerged_pairs_survive_a_state_round_trip():
     col2.merge(batch)
     assert [p.meta["i"] for p in buf2.state_dict()["pairs"]] == [0, 1, 2]
     assert col2.submit_batch([Candidate(10, 9, 15, {"i": 3})]) == batch + 1   # batch ids continue
+
+
+def test_round_robin_pairs_the_judges_best_with_its_worst_and_counts_every_call():
+    from vlic.training.buffer import round_robin
+
+    # original 10; reconstructions 13, 9, 16, 11: best 9 (3 wins), worst 16 (0 wins), judged directly: accepted
+    verdict, win, lose = round_robin(judge_by_sum, Candidate(10, 13, 9, more=(16, 11)))
+    assert (verdict.winner, win, lose) == ("a", 9, 16) and verdict.calls == 2 * 6
+    assert verdict.rating == 5.0          # |16 − 10| − |9 − 10|: expressed for the returned order, winner first
+    # two equally good reconstructions: nothing to learn
+    verdict, win, lose = round_robin(judge_by_sum, Candidate(10, 12, 8))
+    assert verdict.winner is None and verdict.reason.startswith("tie") and win is None
+    # through the collector: the pair that enters the buffer is (best, worst), with provenance
+    buf = PreferenceBuffer(10)
+    with OnlinePreferenceCollector(buf, judge_by_sum, workers=0) as col:
+        col.submit([Candidate(10, 13, 9, {"i": 0}, more=(16, 11))])
+    (pair,) = buf.sample(1)
+    assert (pair.winner, pair.loser, pair.meta) == (9, 16, {"i": 0})
+    assert col.stats.judge_calls == 12 and col.stats.accepted == 1
+
+
+def test_round_robin_refuses_an_intransitive_best_and_worst():
+    from vlic.training.buffer import round_robin
+
+    beats = {(0, 1), (1, 2), (2, 0)}        # rock, paper, scissors: everyone scores 1
+
+    def cyclic(c: Candidate) -> Judgement:
+        return Judgement("a" if (c.a, c.b) in beats else "b")
+
+    verdict, _, _ = round_robin(cyclic, Candidate(None, 0, 1, more=(2,)))
+    assert verdict.winner is None and verdict.reason.startswith("tie")
+    beats2 = {(0, 1), (1, 2), (2, 0), (0, 3), (1, 3), (3, 2)}   # scores 0:2, 1:2, 2:1, 3:1 → best 0, worst 2; 2 beat 0
+
+    def cyclic2(c: Candidate) -> Judgement:
+        return Judgement("a" if (c.a, c.b) in beats2 else "b")
+
+    verdict, _, _ = round_robin(cyclic2, Candidate(None, 0, 1, more=(2, 3)))
+    assert verdict.winner is None and verdict.reason.startswith("intransitive")
+
+    def undecided(c: Candidate) -> Judgement:       # 0 and 2 undecided: 0 scores 1.5, 1 scores 2, 2 scores 0.5
+        if {c.a, c.b} == {0, 2}:
+            return Judgement(None, "disagreement")
+        return Judgement("a" if (c.a, c.b) in {(1, 0), (0, 2), (1, 2)} else "b")
+
+    verdict, _, _ = round_robin(undecided, Candidate(None, 0, 1, more=(2,)))
+    assert (verdict.winner, verdict.reason) == ("a", None)       # best 1, worst 2: decided directly
+    verdict, _, _ = round_robin(lambda c: Judgement(None, "disagreement") if {c.a, c.b} == {1, 2} else
+                                Judgement("a" if (c.a, c.b) in {(1, 0), (0, 2)} else "b"),
+                                Candidate(None, 0, 1, more=(2,)))
+    assert (verdict.winner, verdict.reason) == (None, "disagreement")   # best 1 (1.5), worst 2 (0.5): the judge's own discard

@@ -285,3 +285,21 @@ def test_the_recorded_training_time_is_the_runs_own_wall_time(tiny, photos):
     assert 0 < res.seconds <= wall
     seconds = [c["seconds"] for c in res.curves]
     assert seconds == sorted(seconds) and 0 < seconds[-1] <= wall
+
+
+def test_best_of_k_candidates_train_on_the_judges_best_and_worst(tiny, photos):
+    """candidates = 4: each code is decoded four times and judged in a round robin (6 judgements); the pair that
+    enters the buffer is further apart by the judge than a pair of two plain samples."""
+    import vlic.training.dpo.trainer as trainer_module
+
+    gaps = {}
+    for k in (2, 4):
+        res = train_dpo(tiny, photos, closer_wins, _cfg(candidates=k, sample_steps=2, dpo_times="sampler", steps=2),
+                        progress=False)
+        assert res.stats["judged"] == 4 * res.refreshes and res.stats["judge_calls"] == res.stats["judged"] * k * (k - 1) // 2
+        gaps[k] = np.mean([abs(r["rating"]) for r in res.judge_log if r["accepted"]])   # MSE(loser) − MSE(winner)
+    assert gaps[4] > gaps[2] > 0
+    with pytest.raises(ValueError, match="candidates must be ≥ 2"):
+        train_dpo(tiny, photos, closer_wins, _cfg(candidates=1), progress=False)
+    draws = trainer_module.sample_candidates(tiny.model, torch.zeros(2, 3, 64, 64), 2, (5, 6, 7))
+    assert len(draws) == 3 and not torch.equal(draws[0], draws[1])

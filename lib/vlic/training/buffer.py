@@ -32,12 +32,15 @@ Winner = Literal["a", "b"]
 
 @dataclass(frozen=True)
 class Candidate:
-    """Two reconstructions ``a`` and ``b`` of ``original`` (any array/tensor type), with provenance."""
+    """Two reconstructions ``a`` and ``b`` of ``original`` (any array/tensor type), with provenance; ``more`` holds
+    further reconstructions of the same code, and then the pair is the best and the worst of all of them
+    (:func:`round_robin`)."""
 
     original: Any
     a: Any
     b: Any
     meta: dict = field(default_factory=dict)
+    more: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,41 @@ class PreferencePair:
     loser: Any
     rating: float | None
     meta: dict
+
+
+def round_robin(judge: Callable[[Candidate], Judgement], cand: Candidate) -> tuple[Judgement, Any, Any]:
+    """Best-versus-worst of ``cand``'s reconstructions (``a``, ``b``, ``*more``) by the 2AFC ``judge``: every pair is
+    judged once; a decisive verdict scores 1 for its winner, a discarded one ½ for each (Copeland's rule). The pair
+    is the highest scorer against the lowest (the first in order on ties), accepted only when the judge's own verdict
+    on those two was decisive and went that way — so the winner is the judge's choice, never inferred through third
+    images. Returns (the verdict, winner, loser); the verdict counts every call, and its winner is ``"a"``."""
+    samples = (cand.a, cand.b, *cand.more)
+    k = len(samples)
+    if k < 2:
+        raise ValueError(f"a round robin needs at least two reconstructions, got {k}")
+    score, direct, calls = [0.0] * k, {}, 0
+    for i in range(k):
+        for j in range(i + 1, k):
+            v = judge(Candidate(cand.original, samples[i], samples[j], cand.meta))
+            calls += v.calls
+            if v.winner is None:
+                score[i] += 0.5
+                score[j] += 0.5
+            else:
+                score[i if v.winner == "a" else j] += 1
+            direct[i, j] = v
+    best = max(range(k), key=lambda i: (score[i], -i))
+    worst = min(range(k), key=lambda i: (score[i], i))
+    if best == worst:
+        return Judgement(None, "tie: every reconstruction scored the same", None, calls), None, None
+    lo, hi = min(best, worst), max(best, worst)
+    v = direct[lo, hi]
+    if v.winner is None:
+        return Judgement(None, v.reason, None, calls), None, None
+    if (lo if v.winner == "a" else hi) != best:
+        return Judgement(None, "intransitive: the worst beat the best", None, calls), None, None
+    rating = v.rating if v.rating is None or best == lo else -v.rating
+    return Judgement("a", None, rating, calls), samples[best], samples[worst]
 
 
 class PreferenceBuffer:
@@ -242,12 +280,15 @@ class OnlinePreferenceCollector:
     def _judge_one(self, cand: Candidate, slot: tuple[int, int] | None = None) -> None:
         start = time.perf_counter()
         try:
-            verdict = self.judge(cand)
+            if cand.more:
+                verdict, win, lose = round_robin(self.judge, cand)
+            else:
+                verdict = self.judge(cand)
+                win, lose = (cand.a, cand.b) if verdict.winner == "a" else (cand.b, cand.a)
         except Exception as e:  # a judge failure is a recorded discard, not a crash of training
             verdict = Judgement(None, f"failure: {type(e).__name__}: {e}"[:200])
         elapsed = time.perf_counter() - start
         if verdict.winner is not None:
-            win, lose = (cand.a, cand.b) if verdict.winner == "a" else (cand.b, cand.a)
             pair = PreferencePair(cand.original, win, lose, verdict.rating, dict(cand.meta))
             if slot is None:
                 self.buffer.add(pair)

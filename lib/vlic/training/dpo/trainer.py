@@ -79,6 +79,9 @@ class DPOConfig:
     buffer_capacity: int = 256
     refresh_every: int = 25        # steps between two batches of new candidates
     refresh_size: int = 64         # candidate pairs (codes) generated per refresh
+    candidates: int = 2            # reconstructions per code: 2 = one pair as sampled; k > 2 = the judge's best
+                                   # and worst of k (round robin, k(k−1)/2 judgements): a pair further apart in
+                                   # what the judge sees
     min_pairs: int = 16            # accepted pairs needed before the first step
     sample_steps: int = 4          # Euler steps of the decoder when sampling candidates
     dpo_times: str = "logit_normal"  # t of the DPO pairs: "logit_normal" (as in pre-training), "uniform" or
@@ -219,16 +222,16 @@ def state_key(checkpoint, cfg: DPOConfig, reward_name: str, n_images: int) -> st
 
 
 @torch.no_grad()
-def sample_candidates(model: nn.Module, x: torch.Tensor, steps: int, seeds: tuple[int, int],
-                      chunk: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Encode crops ``x`` with ``model`` and decode each code twice, with noise seeds ``seeds[0]`` and ``seeds[1]``
-    (each seed draws one noise tensor for the whole chunk, so every sample has its own noise)."""
-    outs_a, outs_b = [], []
+def sample_candidates(model: nn.Module, x: torch.Tensor, steps: int, seeds: tuple[int, ...],
+                      chunk: int = 32) -> tuple[torch.Tensor, ...]:
+    """Encode crops ``x`` with ``model`` and decode each code once per noise seed in ``seeds`` (each seed draws one
+    noise tensor for the whole chunk, so every sample has its own noise): one tensor of reconstructions per seed."""
+    outs: list[list[torch.Tensor]] = [[] for _ in seeds]
     for s in range(0, len(x), chunk):
         cond = model.code_condition(x[s : s + chunk])
-        outs_a.append(model.draw(cond, steps, seeds[0] + s))
-        outs_b.append(model.draw(cond, steps, seeds[1] + s))
-    return torch.cat(outs_a), torch.cat(outs_b)
+        for out, seed in zip(outs, seeds):
+            out.append(model.draw(cond, steps, seed + s))
+    return tuple(torch.cat(o) for o in outs)
 
 
 DPO_TIMES = ("logit_normal", "uniform", "sampler")
@@ -299,6 +302,8 @@ def train_dpo(
 
     if cfg.mixed_precision not in ("fp32", "bf16"):
         raise ValueError(f"mixed_precision must be 'fp32' or 'bf16', got {cfg.mixed_precision!r}")
+    if cfg.candidates < 2:
+        raise ValueError(f"candidates must be ≥ 2 reconstructions per code (a pair), got {cfg.candidates}")
     accelerator = accelerator or Accelerator()
     args = (checkpoint, images, reward, cfg, resume_dir, reward_name, accelerator, progress, stop_at)
     if resume_dir is None:
@@ -375,15 +380,16 @@ def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, acceler
         nonlocal refreshes
         model = unwrapped()
         x = random_crops(data, crop, cfg.refresh_size, gen).to(device)
-        seeds = tuple(int(s) for s in torch.randint(0, 2**30, (2,), generator=gen))
+        seeds = tuple(int(s) for s in torch.randint(0, 2**30, (cfg.candidates,), generator=gen))
         with autocast():
-            a, b = sample_candidates(model, x, cfg.sample_steps, seeds)
-        a, b = a.float(), b.float()
-        originals, aa, bb = _pixel_list(x), _pixel_list(a), _pixel_list(b)
-        spread = (a - b).abs().flatten(1).mean(1).mul(127.5).tolist()   # how different the two samples are (0–255)
+            draws = [d.float() for d in sample_candidates(model, x, cfg.sample_steps, seeds)]
+        a, b = draws[0], draws[1]
+        originals, pixels = _pixel_list(x), [_pixel_list(d) for d in draws]
+        spread = (a - b).abs().flatten(1).mean(1).mul(127.5).tolist()   # how different two samples are (0–255)
         batch = collector.submit_batch(
-            Candidate(o, p, q, {"step": step, "refresh": refreshes, "rank": rank, "sample_gap": round(d, 3)})
-            for o, p, q, d in zip(originals, aa, bb, spread))
+            Candidate(o, ps[0], ps[1], {"step": step, "refresh": refreshes, "rank": rank, "sample_gap": round(d, 3)},
+                      more=tuple(ps[2:]))
+            for o, d, ps in zip(originals, spread, zip(*pixels)))
         refreshes += 1
         return batch
 
