@@ -48,14 +48,19 @@ def _first_statement_is_use_repo_root(function) -> bool:
     body = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0].body
     body = [s for s in body if not isinstance(s, (ast.Import, ast.ImportFrom))
             and not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]   # imports, docstring
-    call = body[0].value if body and isinstance(body[0], ast.Expr) else None
+    call = body[0].value if body and isinstance(body[0], (ast.Expr, ast.Assign)) else None
+    if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "open_chapter":   # the chapters' shared opening
+        from vlic.chapters.parameters import open_chapter
+
+        return _first_statement_is_use_repo_root(open_chapter)
     return isinstance(call, ast.Call) and getattr(call.func, "id", None) == "use_repo_root"
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_every_notebook_starts_its_first_code_cell_at_the_repo_root(nb):
     """Its first line is ``use_repo_root()`` — or, for a pipeline chapter, ``from vlic.chapters import <chapter>``
-    followed by ``<chapter>.setup(globals())``, whose first statement is ``use_repo_root()``."""
+    followed by ``<chapter>.setup(globals())``, whose first statement is ``use_repo_root()`` or
+    :func:`vlic.chapters.parameters.open_chapter`, whose first statement it is."""
     import importlib
 
     cells = [c for c in nbformat.read(str(nb), as_version=4).cells if c.cell_type == "code"]

@@ -70,9 +70,8 @@ def setup(namespace: dict) -> LowLevelChapter:
     from vlic.lowlevel import study
     from vlic.processes import cpu_seconds
 
-    cpu_started = cpu_seconds()
     o = open_chapter(namespace, PARAMETERS, CHAPTER, set_threads=True)
-    p, started, results, figures_dir = o.params, o.started, o.results, o.figures
+    p, started, cpu_started, results, figures_dir = o.params, o.started, cpu_seconds(), o.results, o.figures
     prepared, models_path = Path(p["prepared_dir"]), Path(p["models_dir"])
     held_name, held_sev = next(iter(study.parse_degradations(p["heldout_degradation"]).items()))
     cfg = study.LowLevelConfig(
