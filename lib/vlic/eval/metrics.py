@@ -228,7 +228,6 @@ def pooled_hifid_patches(photos: Sequence[np.ndarray], size: int) -> list[np.nda
 def effnet_features(input_size: int = 224) -> Callable:
     """(B, 3, h, w) in [0, 1] → (B, 1280) pooled EfficientNet-Lite0 features, inputs resized (bicubic) to
     ``input_size``² first (0 = as they are)."""
-    import torch
     import torch.nn.functional as F
 
     from vlic.perception import effnet
@@ -238,9 +237,7 @@ def effnet_features(input_size: int = 224) -> Callable:
     def fn(x):
         if input_size and x.shape[-2:] != (input_size, input_size):
             x = F.interpolate(x, size=(input_size, input_size), mode="bicubic", align_corners=False).clamp(0, 1)
-        # channels-last input: the depthwise convolutions run ~2× faster on CPU (the realism features are the study's
-        # largest network cost); the shared model itself is left as it is (the judges use it)
-        return model.pooled(x.contiguous(memory_format=torch.channels_last))
+        return model.pooled(x)
 
     return fn
 
