@@ -64,7 +64,6 @@ class DPOChapter:
 
 def setup(namespace: dict) -> DPOChapter:
     """Chapter 04's objects from the parameters in ``namespace`` (the notebook's ``globals()``)."""
-
     from vlic.codec.families import family
     from vlic.training.dpo.memory import describe, memory_estimate
     from vlic.training.dpo.setup import setup_dpo

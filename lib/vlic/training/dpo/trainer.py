@@ -10,8 +10,9 @@ FlowMo (:class:`~vlic.codec.flowmo.model.FlowMo`, the paper's base model); the t
 
 The loop (one process; :class:`accelerate.Accelerator` makes the same code run on one CPU, one GPU or many)::
 
-    every refresh_every steps: random train crops → policy encoder → codes → two decoder samples per code
-                               (different noise seeds) → Candidate(original, a, b) → collector (judge threads)
+    every refresh_every steps: random train crops → policy encoder → codes → `candidates` decoder samples per
+                               code (different noise seeds) → Candidate(original, a, b, more) → collector (judge
+                               threads; with more than two samples, the judge's best against its worst)
     every step:                B pairs from the buffer; the same t and ε for winner and loser;
                                v_target = ε − x;  loss = L_DPO(policy, reference) + λ · ‖v_θ(x_t) − (ε − x)‖² on
                                the originals (conditioning dropped for cfg_dropout of them, as in pre-training)
