@@ -168,6 +168,21 @@ def test_hifid_patches_and_effnet_distribution_metrics():
     assert fd == distribution_interval("fd_effnet", f_ref, f_blur, n_boot=50, seed=1)   # seeded
 
 
+def test_patch_features_do_not_depend_on_the_batching():
+    from vlic.eval.metrics import feature_batches, feature_network, hifid_patches, patch_features
+
+    assert feature_batches(17, 8) == [(0, 8), (8, 17)]      # a remainder of one joins the last batch
+    assert feature_batches(18, 8) == [(0, 8), (8, 16), (16, 18)]
+    assert feature_batches(1, 8) == [(0, 1)] and feature_batches(0, 8) == []
+    with pytest.raises(ValueError, match="≥ 2"):
+        feature_batches(5, 1)
+    patches = hifid_patches(data.astronaut()[:256, :192], 64)[:17]
+    fn = feature_network("fd_effnet", input_size=96)
+    whole = patch_features(fn, patches, batch=64)
+    assert np.array_equal(patch_features(fn, patches), whole)            # batches of 8, 8 + the last one
+    assert np.array_equal(patch_features(fn, patches, batch=16), whole)   # 16 + 1 would run a batch of one
+
+
 def test_registry_says_where_each_model_comes_from():
     from vlic.eval.metrics import HIGHER_IS_BETTER, LABELS, SOURCES as METRIC_SOURCES, NoReference
     from vlic.judges.metric import METRICS

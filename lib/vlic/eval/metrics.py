@@ -195,14 +195,28 @@ def kernel_distance(f1: np.ndarray, f2: np.ndarray, degree: int = 3, coef: float
                  - 2 * k12.mean())
 
 
-def patch_features(feature_fn: Callable, patches: Sequence[np.ndarray], batch: int = 64) -> np.ndarray:
-    """Features (N, D) of uint8 patches through ``feature_fn`` ((B, 3, H, W) float in [0, 1] → (B, D))."""
+def feature_batches(n: int, batch: int) -> list[tuple[int, int]]:
+    """(start, stop) of the batches :func:`patch_features` runs: ``batch`` items each, the last one taking in a
+    remainder of one. A batch of one runs other CPU kernels than a batch of two or more (EfficientNet-Lite0 under the
+    pinned numerics: features differ by ~1e-6), so no item's features depend on where the set happened to end."""
+    if batch < 2:
+        raise ValueError(f"batch must be ≥ 2, got {batch}")
+    starts = list(range(0, n, batch))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return [(s, e) for s, e in zip(starts, [*starts[1:], n])]
+
+
+def patch_features(feature_fn: Callable, patches: Sequence[np.ndarray], batch: int = 8) -> np.ndarray:
+    """Features (N, D) of uint8 patches through ``feature_fn`` ((B, 3, H, W) float in [0, 1] → (B, D)). Batches of
+    8: at 224 px, EfficientNet-Lite0 on 2 cores computed 248 patches in 3.6 s against 6.1 s in batches of 64 (whose
+    activations leave the CPU caches), with the same features (:func:`feature_batches`)."""
     import torch
 
     out = []
     with torch.inference_mode():
-        for s in range(0, len(patches), batch):
-            x = to_tensor(list(patches[s : s + batch]), "unit")
+        for s, e in feature_batches(len(patches), batch):
+            x = to_tensor(list(patches[s:e]), "unit")
             out.append(feature_fn(x).reshape(len(x), -1).double().cpu().numpy())
     return np.concatenate(out)
 
