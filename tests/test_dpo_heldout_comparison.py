@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 import torch
 
 from vlic.codec.autoencoder import CodecConfig, DiffusionCodec
@@ -39,6 +40,53 @@ def test_same_bitstream_same_seed_and_rates():
     np.testing.assert_array_equal(pp.original[1], photos["p"][16:32, 8:24])
     rows = bitstream_rates({"base": ImageCodec(base), "same": ImageCodec(Checkpoint(other, base.prior))}, photos)
     assert rows[0]["bpp"] == rows[1]["bpp"] and rows[1]["tokens_changed"] == 0.0
+
+
+def test_a_memo_of_the_fixed_decodes_is_reused_only_where_it_matches(tmp_path, monkeypatch, capsys):
+    import vlic.eval.decoder_comparison as dc
+
+    torch.manual_seed(0)
+    model = DiffusionCodec(TINY).eval()
+    torch.nn.init.normal_(model.flow.out[-1].weight, std=0.05)
+    base = Checkpoint(model, build_prior(TINY).eval())
+    other = copy.deepcopy(base.model)
+    with torch.no_grad():
+        other.flow.out[-1].bias.add_(0.2)
+    rng = np.random.default_rng(0)
+    photos = {"p": rng.integers(0, 256, (48, 40, 3), dtype=np.uint8), "q": rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)}
+    boxes = {"p": [(0, 0), (16, 8)], "q": [(8, 8)]}
+    run = lambda models, **kw: compare_on_same_bitstream(ImageCodec(base), models, photos, boxes, 16, (0, 1), steps=1,  # noqa: E731
+                                                         memo=tmp_path, base_fingerprint="base-a", fixed=("old",), **kw)
+    plain = compare_on_same_bitstream(ImageCodec(base), {"new": other, "old": base.model}, photos, boxes, 16, (0, 1), steps=1)
+    first = run({"new": other, "old": base.model})
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    decoded = []
+    real = dc.decode_patches
+    monkeypatch.setattr(dc, "decode_patches", lambda m, *a, **k: decoded.append(m) or real(m, *a, **k))
+    again = run({"new": other, "old": base.model})
+    assert decoded == [other]                                  # the fixed model's patches came from the memo
+    for pp in (first, again):
+        assert pp.rows == plain.rows and pp.bpp == plain.bpp
+        assert all(np.array_equal(a, b) for a, b in zip(pp.original, plain.original))
+        for name in ("new", "old"):
+            assert all(np.array_equal(a, b) for a, b in zip(pp.recon[name], plain.recon[name]))
+    decoded.clear()
+    compare_on_same_bitstream(ImageCodec(base), {"new": other, "old": base.model}, photos, boxes, 16, (0, 1), steps=2,
+                              memo=tmp_path, base_fingerprint="base-a", fixed=("old",))
+    assert decoded == [other, base.model]                      # other steps: another entry
+    entry = tmp_path / f"{dc.memo_key('base-a', ('old',), photos, boxes, 16, (0, 1), 1)}.npz"
+    assert entry.is_file()
+    entry.write_bytes(b"not an npz")                           # a damaged entry is decoded again, with a one-line note
+    decoded.clear()
+    capsys.readouterr()
+    run({"new": other, "old": base.model})
+    assert decoded == [other, base.model] and "damaged" in capsys.readouterr().out
+    decoded.clear()
+    run({"new": other, "old": base.model})                     # … and stored again
+    assert decoded == [other]
+    with pytest.raises(ValueError, match="fingerprint"):
+        compare_on_same_bitstream(ImageCodec(base), {"old": base.model}, photos, boxes, 16, (0,), steps=1, memo=tmp_path,
+                                  fixed=("old",))
 
 
 def test_the_rd_harness_names_step_counts_and_scores_shared_pixels_once():

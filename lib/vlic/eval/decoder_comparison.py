@@ -12,6 +12,7 @@ how many latent tokens a post-trained encoder changed — the rate side of "at t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -105,15 +106,33 @@ def decode_patches(model, heldout: list[HeldoutCodes], patch: int, seeds: tuple[
 
 def compare_on_same_bitstream(base, models: dict, photos: dict[str, np.ndarray],
                               boxes: dict[str, list[tuple[int, int]]], patch: int, seeds: tuple[int, ...],
-                              steps: int = 4, keep_photos: tuple[str, ...] = (), progress: bool = False) -> PairedPatches:
+                              steps: int = 4, keep_photos: tuple[str, ...] = (), progress: bool = False,
+                              memo: str | Path | None = None, base_fingerprint: str = "",
+                              fixed: tuple[str, ...] = ()) -> PairedPatches:
     """Compress each photo with ``base``; decode its codes with every model in ``models`` for every seed; cut
-    ``patch``-pixel patches at ``boxes[photo]`` (top-left (y, x)). A patch's id is the same for all its seeds."""
-    heldout = heldout_codes(base, photos, boxes)
+    ``patch``-pixel patches at ``boxes[photo]`` (top-left (y, x)). A patch's id is the same for all its seeds.
+
+    ``memo``: a folder where the base's codes and the patches of the ``fixed`` models are kept and reused — models
+    whose weights ``base_fingerprint`` identifies, such as the pre-trained decoder that every post-training run of
+    one base is compared against (its decode costs seconds a run). See :func:`memo_key` for what a stored entry must
+    match; a damaged entry is decoded again."""
+    entry = None
+    if memo is not None and fixed and not keep_photos:
+        if not base_fingerprint:
+            raise ValueError("a memo of decodes needs the base's fingerprint (what identifies the fixed models)")
+        entry = Path(memo) / f"{memo_key(base_fingerprint, fixed, photos, boxes, patch, seeds, steps)}.npz"
+    stored = _read_memo(entry) if entry is not None else None
+    heldout = stored[0] if stored else heldout_codes(base, photos, boxes)
     out = PairedPatches(recon={}, bpp={h.photo: h.bpp for h in heldout})
     rows = None
     for name, m in tqdm(models.items(), desc="decode holdout", disable=not progress):
+        if stored and name in stored[1]:
+            out.recon[name], rows = stored[1][name], stored[2]
+            continue
         out.recon[name], rows, kept = decode_patches(m, heldout, patch, seeds, steps, keep_photos)
         out.photos.update({(photo, name, seed): r for (photo, seed), r in kept.items()})
+    if entry is not None and not stored:
+        _write_memo(entry, heldout, {n: out.recon[n] for n in fixed if n in out.recon}, rows)
     first = {h.photo: i for i, h in enumerate(heldout)}
     offset = np.cumsum([0] + [len(h.boxes) for h in heldout])
     for photo, k, seed in rows or []:
@@ -122,6 +141,68 @@ def compare_on_same_bitstream(base, models: dict, photos: dict[str, np.ndarray],
         out.rows.append({"photo": photo, "y": int(y), "x": int(x), "seed": int(seed),
                          "patch": int(offset[first[photo]] + k)})
     return out
+
+
+def memo_key(base_fingerprint: str, fixed: tuple[str, ...], photos: dict[str, np.ndarray],
+             boxes: dict[str, list[tuple[int, int]]], patch: int, seeds: tuple[int, ...], steps: int) -> str:
+    """What the memo's pixels depend on: the base (its fingerprint), which models, the photos (names and pixels),
+    boxes, patch size, seeds and steps, and the arithmetic that decoded them (torch version, its thread count, the
+    pinned numerics: another thread count may round differently)."""
+    import hashlib
+    import json
+
+    from vlic import numerics
+
+    h = hashlib.sha256()
+    h.update(json.dumps({"base": base_fingerprint, "fixed": list(fixed), "patch": int(patch), "seeds": [int(s) for s in seeds],
+                         "steps": int(steps), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                         "numerics": numerics.enabled(), "boxes": {k: [list(map(int, b)) for b in v] for k, v in boxes.items()
+                                                                   if k in photos},
+                         "format": 1}, sort_keys=True).encode())
+    for name, px in photos.items():
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(px).tobytes())
+    return h.hexdigest()[:24]
+
+
+def _write_memo(path: Path, heldout: list[HeldoutCodes], recon: dict[str, list[np.ndarray]], rows) -> None:
+    """One .npz (no pickles): the codes and metadata of each photo, the fixed models' patches and the row index."""
+    import io
+    import json
+
+    from vlic.files import atomic_write_bytes
+
+    meta = {"photos": [{"photo": h.photo, "height": h.height, "width": h.width, "tile": h.tile, "overlap": h.overlap,
+                        "boxes": [list(b) for b in h.boxes], "bpp": h.bpp} for h in heldout],
+            "models": list(recon), "rows": [[p, int(k), int(s)] for p, k, s in rows or []]}
+    arrays = {f"codes_{i}": h.codes for i, h in enumerate(heldout)}
+    arrays |= {f"recon_{i}": np.stack(v) for i, v in enumerate(recon.values())}
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _read_memo(path: Path):
+    """(heldout codes, {model: patches}, rows) of a memo entry, or None if there is none or it cannot be read."""
+    import json
+    import zipfile
+
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            heldout = [HeldoutCodes(m["photo"], z[f"codes_{i}"], int(m["height"]), int(m["width"]), m["tile"],
+                                    int(m["overlap"]), tuple(tuple(b) for b in m["boxes"]), float(m["bpp"]))
+                       for i, m in enumerate(meta["photos"])]
+            recon = {name: list(z[f"recon_{i}"]) for i, name in enumerate(meta["models"])}
+        rows = [(p, int(k), int(s)) for p, k, s in meta["rows"]]
+        if any(len(v) != len(rows) for v in recon.values()):
+            raise ValueError("patch count differs from the row count")
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as e:
+        print(f"decode memo '{path}' is damaged ({e}); decoding again")
+        return None
+    return heldout, recon, rows
 
 
 @torch.no_grad()

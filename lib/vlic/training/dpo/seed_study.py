@@ -84,9 +84,12 @@ def replicate(values: dict, seed: int, pretrain_seed: int = 0, on: str = "holdou
         photos = setup.validation
         crops = random_crops(photos, int(crops.pixels.shape[1]), 32, seed=int(values["seed"]) + 1)
     base_codec = image_codec(setup.base)
+    # every run of one base is compared with the same pre-trained decodes: kept beside the verdict cache (scratch)
     paired = compare_on_same_bitstream(base_codec, {"dpo": dpo.model, "pretrained": setup.base.model}, photos,
                                        crop_boxes(crops, photos), int(crops.pixels.shape[1]),
-                                       tuple(int(s) for s in as_list(values["eval_seeds"])), steps=cfg.sample_steps)
+                                       tuple(int(s) for s in as_list(values["eval_seeds"])), steps=cfg.sample_steps,
+                                       memo=Path(values["cache_path"]).parent / "decodes",
+                                       base_fingerprint=setup.base.fingerprint, fixed=("pretrained",))
     scored = score_comparison(paired, setup.reward, setup.referee_names, setup.vlm, setup.cache,
                               int(values["reward_seeds"]), int(values["reward_orders"]))
     rates = pd.DataFrame(bitstream_rates({"pretrained": base_codec, "dpo": image_codec(dpo)}, photos))
