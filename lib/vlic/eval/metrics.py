@@ -197,8 +197,10 @@ def kernel_distance(f1: np.ndarray, f2: np.ndarray, degree: int = 3, coef: float
 
 def feature_batches(n: int, batch: int) -> list[tuple[int, int]]:
     """(start, stop) of the batches :func:`patch_features` runs: ``batch`` items each, the last one taking in a
-    remainder of one. A batch of one runs other CPU kernels than a batch of two or more (EfficientNet-Lite0 under the
-    pinned numerics: features differ by ~1e-6), so no item's features depend on where the set happened to end."""
+    remainder of one. At 2 threads a batch of one runs other CPU kernels than a batch of two or more (EfficientNet-Lite0
+    under the pinned numerics: features differ by ~1e-5), so no item's features depend on where the set happened to
+    end. (At 1 thread, batches below 16 take other kernels than larger ones; a stage's thread count is part of its
+    recipe, and the study computes these features at 2.)"""
     if batch < 2:
         raise ValueError(f"batch must be ≥ 2, got {batch}")
     starts = list(range(0, n, batch))
@@ -209,8 +211,8 @@ def feature_batches(n: int, batch: int) -> list[tuple[int, int]]:
 
 def patch_features(feature_fn: Callable, patches: Sequence[np.ndarray], batch: int = 8) -> np.ndarray:
     """Features (N, D) of uint8 patches through ``feature_fn`` ((B, 3, H, W) float in [0, 1] → (B, D)). Batches of
-    8: at 224 px, EfficientNet-Lite0 on 2 cores computed 248 patches in 3.6 s against 6.1 s in batches of 64 (whose
-    activations leave the CPU caches), with the same features (:func:`feature_batches`)."""
+    8: at 224 px, EfficientNet-Lite0 on 2 threads computed 248 patches in 3.6 s against 6.1 s in batches of 64 (whose
+    activations leave the CPU caches), with the same features at that thread count (:func:`feature_batches`)."""
     import torch
 
     out = []
