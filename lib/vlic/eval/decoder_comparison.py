@@ -146,22 +146,19 @@ def compare_on_same_bitstream(base, models: dict, photos: dict[str, np.ndarray],
 def memo_key(base_fingerprint: str, fixed: tuple[str, ...], photos: dict[str, np.ndarray],
              boxes: dict[str, list[tuple[int, int]]], patch: int, seeds: tuple[int, ...], steps: int) -> str:
     """What the memo's pixels depend on: the base (its fingerprint), which models, the photos (names and pixels),
-    boxes, patch size, seeds and steps, and the arithmetic that decoded them (torch version, its thread count, the
-    pinned numerics: another thread count may round differently)."""
+    boxes, patch size, seeds and steps, and the arithmetic that decoded them (the numerics fingerprint — torch
+    version, pinned kernels — and torch's thread count: another count may round differently)."""
     import hashlib
     import json
 
     from vlic import numerics
+    from vlic.judges.base import image_digest
 
-    h = hashlib.sha256()
-    h.update(json.dumps({"base": base_fingerprint, "fixed": list(fixed), "patch": int(patch), "seeds": [int(s) for s in seeds],
-                         "steps": int(steps), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                         "numerics": numerics.enabled(), "boxes": {k: [list(map(int, b)) for b in v] for k, v in boxes.items()
-                                                                   if k in photos},
-                         "format": 1}, sort_keys=True).encode())
-    for name, px in photos.items():
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(px).tobytes())
+    h = hashlib.sha256(json.dumps({
+        "base": base_fingerprint, "fixed": list(fixed), "patch": int(patch), "seeds": [int(s) for s in seeds],
+        "steps": int(steps), "numerics": numerics.fingerprint()["id"], "threads": torch.get_num_threads(),
+        "boxes": {k: [list(map(int, b)) for b in v] for k, v in boxes.items() if k in photos},
+        "photos": {name: image_digest(px, name) for name, px in photos.items()}, "format": 1}, sort_keys=True).encode())
     return h.hexdigest()[:24]
 
 
