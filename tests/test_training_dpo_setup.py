@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -191,3 +192,45 @@ def test_two_level_interval_uses_pretrained_models_as_the_unit():
     assert naive["ci_high"] - naive["ci_low"] < s["ci_high"] - s["ci_low"]
     assert pretrained_path("models", "low", 0).as_posix() == "models/codec_low.safetensors"
     assert pretrained_path("models", "low", 2).as_posix() == "models/replicates/codec_low_seed2.safetensors"
+
+
+def test_start_order_starts_each_pretrained_model_once_before_repeating_one():
+    from vlic.training.dpo.seed_study import start_order
+
+    bases = [0, 0, 1, 1, 1, 2, 2, 2, 0, 0]
+    order = start_order(bases)
+    assert sorted(order) == list(range(len(bases)))
+    assert [bases[i] for i in order[:3]] == [0, 1, 2]          # the first run of each model starts first
+    for b in set(bases):                                       # each model's runs keep their own order
+        mine = [i for i in order if bases[i] == b]
+        assert mine == sorted(mine)
+    assert start_order([]) == []
+
+
+def test_background_runs_are_the_runs_started_alone(workspace):
+    """Chapter 04 starts its replicate and oracle runs in worker processes before its main run; their tables are
+    those of `replicates` and `oracle_check` run on their own (timings aside)."""
+    from vlic.training.dpo.seed_study import Background, oracle_check, replicates
+
+    from vlic.data.prepare import load_photos
+    from vlic.data.splits import random_crops
+
+    values = _values(workspace)
+    random_crops(load_photos(Path(values["prepared_dir"]), "holdout"), 32, 4, seed=0).save(
+        Path(values["prepared_dir"]) / "holdout_crops.npz")
+    timing = ["train_seconds", "seconds"]
+
+    def fresh():   # no resume states or memoised decodes left by the other way of running
+        shutil.rmtree(workspace / "models" / "codec_dpo.resume", ignore_errors=True)
+        shutil.rmtree(Path(values["cache_path"]).parent / "decodes", ignore_errors=True)
+
+    fresh()
+    background = Background(values, [(0, 1)], oracle_seeds=[0], judge="psnr", workers=1)
+    rows, oracle = background.replicates(), background.oracle()
+    assert background.finished is not None and background.seconds() > 0
+    fresh()
+    alone = replicates(values, [(0, 1)], workers=1)
+    pd.testing.assert_frame_equal(rows.drop(columns=timing), alone.drop(columns=timing))
+    fresh()
+    pd.testing.assert_frame_equal(oracle.drop(columns=["train_seconds"]),
+                                  oracle_check(values, seeds=[0], judge="psnr", workers=1).drop(columns=["train_seconds"]))

@@ -303,3 +303,35 @@ def test_best_of_k_candidates_train_on_the_judges_best_and_worst(tiny, photos):
         train_dpo(tiny, photos, closer_wins, _cfg(candidates=1), progress=False)
     draws = trainer_module.sample_candidates(tiny.model, torch.zeros(2, 3, 64, 64), 2, (5, 6, 7))
     assert len(draws) == 3 and not torch.equal(draws[0], draws[1])
+
+
+def test_candidate_starts_draw_each_candidate_from_its_own_start(tiny, photos):
+    """dpo.candidate_starts: the i-th candidate of a code is the decoder's sample from starts[i % len(starts)] with
+    that candidate's noise; without starts every candidate starts where the decoder does."""
+    from vlic.codec.sampling import sample
+    from vlic.images import to_tensor
+    from vlic.training.dpo.trainer import sample_candidates
+
+    x = to_tensor(photos[:2])
+    model = tiny.model
+    with torch.no_grad():
+        f, mu = model.code_condition(x)
+        expect = [sample(model, f, mu, steps=2, seed=s, tile=None, start=t0) for s, t0 in ((5, 0.3), (6, 0.6), (7, 0.3))]
+    draws = sample_candidates(model, x, 2, (5, 6, 7), starts=(0.3, 0.6))
+    for got, want in zip(draws, expect):
+        assert torch.equal(got, want)
+    plain = sample_candidates(model, x, 2, (5,))[0]
+    assert torch.equal(plain, sample(model, f, mu, steps=2, seed=5, tile=None)) and not torch.equal(plain, draws[0])
+    res = train_dpo(tiny, photos, closer_wins, _cfg(sample_steps=2, dpo_times="sampler", steps=2,
+                                                    candidate_starts=(0.3, 0.6)), progress=False)
+    assert res.stats["judged"] == 4 * res.refreshes
+
+
+def test_flowmo_refuses_a_sampler_start_below_one():
+    from vlic.codec.flowmo.model import FlowMo, FlowMoConfig
+
+    model = FlowMo(FlowMoConfig(patch_size=8, mup_width=1, enc_mup_width=1, code_length=64, context_dim=4, enc_depth=1,
+                                dec_depth=1, hidden_size=256, num_heads=4, axes_dim=(8, 24, 32), mlp_ratio=2.0)).eval()
+    with pytest.raises(ValueError, match="starts from pure noise.*candidate_starts must be empty"):
+        model.draw(torch.zeros(1, 64, 4), 1, 0, start=0.5)
+    assert model.draw(model.code_condition(torch.zeros(1, 3, 256, 256)), 1, 0, start=1.0).shape == (1, 3, 256, 256)

@@ -105,7 +105,7 @@ RANGES: dict[str, Range] = {
     # dpo (chapter 04)
     "dpo.reward_seeds": _COUNT, "dpo.reward_orders": _ORDERS, "dpo.steps": _COUNT, "dpo.batch_size": _COUNT,
     "dpo.lr": _POS, "dpo.warmup": _int(0), "dpo.beta": _POS, "dpo.flow_weight": _num(0), "dpo.cfg_dropout": _PROB,
-    "dpo.ref_weight": _num(0),
+    "dpo.ref_weight": _num(0), "dpo.candidate_starts": Range(0.0, 1.0, open_low=True),
     "dpo.encoder_lr_scale": _num(0), "dpo.latent_decoder_lr_scale": _num(0), "dpo.oracle_seeds": _SEED, "dpo.buffer_capacity": _COUNT, "dpo.refresh_every": _COUNT,
     "dpo.refresh_size": _COUNT, "dpo.candidates": _int(2), "dpo.min_pairs": _COUNT, "dpo.judge_workers": _COUNT, "dpo.merge_after": _int(0),
     "dpo.eval_seeds": _SEED, "dpo.bootstrap": _COUNT, "dpo.seed": _SEED, "dpo.threads": _int(0),

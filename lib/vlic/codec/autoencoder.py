@@ -277,10 +277,11 @@ class DiffusionCodec(nn.Module):
         return self.velocity(x_t, t, *condition)
 
     @torch.no_grad()
-    def draw(self, condition, steps: int, seed: int) -> torch.Tensor:
+    def draw(self, condition, steps: int, seed: int, start: float | None = None) -> torch.Tensor:
+        """Seeded samples of the default sampler (``start``: another t₀ than the configuration's)."""
         from vlic.codec.sampling import sample
 
-        return sample(self, *condition, steps=steps, seed=seed, tile=None)
+        return sample(self, *condition, steps=steps, seed=seed, tile=None, start=start)
 
     def sampler_times(self, steps: int) -> torch.Tensor:
         from vlic.codec.sampling import timesteps

@@ -204,10 +204,14 @@ class FlowMo(nn.Module):
         return self.velocity(x_t, condition, t.reshape(-1))
 
     @torch.no_grad()
-    def draw(self, condition: torch.Tensor, steps: int, seed: int) -> torch.Tensor:
-        """Seeded samples of ``image_size`` crops with the config's schedule and CFG (noise drawn on the CPU)."""
+    def draw(self, condition: torch.Tensor, steps: int, seed: int, start: float | None = None) -> torch.Tensor:
+        """Seeded samples of ``image_size`` crops with the config's schedule and CFG (noise drawn on the CPU).
+        ``start`` must be None or 1: FlowMo has no mean image to start a sampler from below t = 1."""
         from vlic.codec.sampling import noise_like
 
+        if start is not None and start != 1.0:
+            raise ValueError(f"FlowMo's sampler starts from pure noise (t₀ = 1), not {start:g}: it has no mean image "
+                             "to start from, so dpo.candidate_starts must be empty for FlowMo")
         c, B = self.config, condition.shape[0]
         z = noise_like(torch.zeros(B, 3, c.image_size, c.image_size), seed).to(condition.device)
         return rf_sample(self.velocity, z, condition, steps, c.schedule, c.cfg, c.cfg_interval).clamp(-1, 1)

@@ -117,12 +117,15 @@ def _replicate_job(job: tuple) -> dict:
     return replicate(*job)
 
 
+def _replicate_jobs(values: dict, seeds: Sequence[int | tuple[int, int]]) -> list[tuple]:
+    return [(dict(values), int(s[1]), int(s[0])) if isinstance(s, (tuple, list)) else (dict(values), int(s), 0)
+            for s in seeds]
+
+
 def replicates(values: dict, seeds: Sequence[int | tuple[int, int]], workers: int = 1) -> pd.DataFrame:
     """:func:`replicate` for every DPO seed, or every ``(pretrain_seed, seed)`` pair, in ``workers`` parallel processes
     (one torch thread each, as configured)."""
-    jobs = [(dict(values), int(s[1]), int(s[0])) if isinstance(s, (tuple, list)) else (dict(values), int(s), 0)
-            for s in seeds]
-    return _run(jobs, workers)
+    return _run(_replicate_jobs(values, seeds), workers)
 
 
 def oracle_check(values: dict, seeds: Sequence[int] = (0,), judge: str = "psnr", workers: int = 1) -> pd.DataFrame:
@@ -135,9 +138,13 @@ def oracle_check(values: dict, seeds: Sequence[int] = (0,), judge: str = "psnr",
     The null says how far training with no preference moves the same win-rate — the drift the other two are read
     against. One row per run: ``reward``, ``seed``, ``winrate`` (by ``judge``, ties half) and its interval over
     patches."""
+    jobs = _oracle_jobs(values, seeds, judge)
+    return _oracle_table(jobs, _run(jobs, workers), judge)
+
+
+def _oracle_jobs(values: dict, seeds: Sequence[int], judge: str) -> list[tuple]:
     from vlic.judges.oracle import COIN
 
-    rows = []
     jobs = []
     for reward in (judge, f"flipped({judge})", COIN):
         referees = [r for r in as_list(values["referees"]) if r != judge]
@@ -146,7 +153,11 @@ def oracle_check(values: dict, seeds: Sequence[int] = (0,), judge: str = "psnr",
                "referees": ",".join(referees if reward == judge else [judge, *referees])}
         safe = reward.replace("(", "_").replace(")", "")
         jobs += [(run, int(s), 0, "holdout", f"oracle_{safe}") for s in seeds]
-    table = _run(jobs, workers)
+    return jobs
+
+
+def _oracle_table(jobs: list[tuple], table: pd.DataFrame, judge: str) -> pd.DataFrame:
+    rows = []
     for (run, seed, *_), row in zip(jobs, table.to_dict("records")):
         col = "training_judge" if run["reward_judges"] == judge else judge
         rows.append({"reward": run["reward_judges"], "seed": seed, "judge": judge, "winrate": row[col],
@@ -184,6 +195,78 @@ def recipe_search(values: dict, candidates: dict[str, dict], pretrain_seeds: Seq
     table = _run(jobs, workers)
     table.insert(0, "recipe", names)
     return table
+
+
+class Background:
+    """Chapter 04's replicate runs (:func:`replicates`) and oracle check (:func:`oracle_check`), started together in
+    ``workers`` processes *before* the chapter's main run, which then trains beside them: the main run's trainer uses
+    one thread and its judge part of another, so the cores are otherwise half idle while it trains. Every run is
+    the same as when started alone (each is seeded and single-threaded), so only the wall time changes.
+
+    The jobs are handed out so that runs from different pre-trained models start first: a run whose base's decodes
+    are already in the decode memo (:func:`vlic.eval.decoder_comparison.compare_on_same_bitstream`) skips decoding
+    them, and two runs that start together on one base would both miss. :meth:`replicates` and :meth:`oracle` wait
+    for their runs and return the tables :func:`replicates` and :func:`oracle_check` return, rows in their order."""
+
+    def __init__(self, values: dict, seeds: Sequence[int | tuple[int, int]], oracle_seeds: Sequence[int] = (),
+                 judge: str = "psnr", workers: int = 1):
+        self.started = time.perf_counter()
+        self.judge = judge
+        self._replicate_jobs = _replicate_jobs(values, seeds)
+        self._oracle_jobs = _oracle_jobs(values, oracle_seeds, judge) if oracle_seeds else []
+        jobs = self._replicate_jobs + self._oracle_jobs
+        self._pool = None
+        self._futures: list = []
+        if jobs:
+            from vlic.processes import worker_pool
+
+            self._pool = worker_pool(max(1, min(workers, len(jobs))))
+            futures: dict[int, object] = {}
+            for i in start_order([j[2] for j in jobs]):
+                futures[i] = self._pool.submit(_replicate_job, jobs[i])
+            self._futures = [futures[i] for i in range(len(jobs))]
+        self.finished: float | None = None
+
+    def _rows(self, futures: list) -> pd.DataFrame:
+        try:
+            table = pd.DataFrame([f.result() for f in futures])
+        except BaseException:
+            self.close()
+            raise
+        if all(f.done() for f in self._futures):
+            self.finished = time.perf_counter()
+            self.close()
+        return table
+
+    def replicates(self) -> pd.DataFrame:
+        return self._rows(self._futures[: len(self._replicate_jobs)])
+
+    def oracle(self) -> pd.DataFrame:
+        return _oracle_table(self._oracle_jobs, self._rows(self._futures[len(self._replicate_jobs):]), self.judge)
+
+    def seconds(self) -> float:
+        """Wall time from the start until the last run finished (or until now)."""
+        return (self.finished or time.perf_counter()) - self.started
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def start_order(bases: Sequence[int]) -> list[int]:
+    """Indices of jobs whose pre-trained models are ``bases`` in the order to start them: round robin over the
+    models in order of first appearance, each model's jobs in their own order — so that the first runs of different
+    models start together, and a model's later runs find its decodes in the memo."""
+    groups: dict[int, list[int]] = {}
+    for i, b in enumerate(bases):
+        groups.setdefault(int(b), []).append(i)
+    order, queues = [], [list(g) for g in groups.values()]
+    while any(queues):
+        for q in queues:
+            if q:
+                order.append(q.pop(0))
+    return order
 
 
 def _run(jobs: list[tuple], workers: int) -> pd.DataFrame:

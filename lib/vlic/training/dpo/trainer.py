@@ -83,6 +83,9 @@ class DPOConfig:
     candidates: int = 2            # reconstructions per code: 2 = one pair as sampled; k > 2 = the judge's best
                                    # and worst of k (round robin, k(k−1)/2 judgements): a pair further apart in
                                    # what the judge sees
+    candidate_starts: tuple[float, ...] = ()  # sampler start t₀ of each candidate, cycled (empty: the decoder's
+                                   # own start for all). Two starts make a pair differ in how much of the start
+                                   # noise is left, something the decoder controls (docs/dpo.md)
     min_pairs: int = 16            # accepted pairs needed before the first step
     sample_steps: int = 4          # Euler steps of the decoder when sampling candidates
     dpo_times: str = "logit_normal"  # t of the DPO pairs: "logit_normal" (as in pre-training), "uniform" or
@@ -224,14 +227,16 @@ def state_key(checkpoint, cfg: DPOConfig, reward_name: str, n_images: int) -> st
 
 @torch.no_grad()
 def sample_candidates(model: nn.Module, x: torch.Tensor, steps: int, seeds: tuple[int, ...],
-                      chunk: int = 32) -> tuple[torch.Tensor, ...]:
+                      chunk: int = 32, starts: tuple[float, ...] = ()) -> tuple[torch.Tensor, ...]:
     """Encode crops ``x`` with ``model`` and decode each code once per noise seed in ``seeds`` (each seed draws one
-    noise tensor for the whole chunk, so every sample has its own noise): one tensor of reconstructions per seed."""
+    noise tensor for the whole chunk, so every sample has its own noise): one tensor of reconstructions per seed.
+    ``starts``: the sampler's start t₀ of the i-th candidate is ``starts[i % len(starts)]`` (empty: the decoder's
+    own start)."""
     outs: list[list[torch.Tensor]] = [[] for _ in seeds]
     for s in range(0, len(x), chunk):
         cond = model.code_condition(x[s : s + chunk])
-        for out, seed in zip(outs, seeds):
-            out.append(model.draw(cond, steps, seed + s))
+        for i, (out, seed) in enumerate(zip(outs, seeds)):
+            out.append(model.draw(cond, steps, seed + s, start=starts[i % len(starts)] if starts else None))
     return tuple(torch.cat(o) for o in outs)
 
 
@@ -383,7 +388,8 @@ def _train_dpo(checkpoint, images, reward, cfg, resume_dir, reward_name, acceler
         x = random_crops(data, crop, cfg.refresh_size, gen).to(device)
         seeds = tuple(int(s) for s in torch.randint(0, 2**30, (cfg.candidates,), generator=gen))
         with autocast():
-            draws = [d.float() for d in sample_candidates(model, x, cfg.sample_steps, seeds)]
+            draws = [d.float() for d in sample_candidates(model, x, cfg.sample_steps, seeds,
+                                                          starts=cfg.candidate_starts)]
         a, b = draws[0], draws[1]
         originals, pixels = _pixel_list(x), [_pixel_list(d) for d in draws]
         spread = (a - b).abs().flatten(1).mean(1).mul(127.5).tolist()   # how different two samples are (0–255)
