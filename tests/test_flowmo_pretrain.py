@@ -146,3 +146,31 @@ def test_training_times():
     assert uni.mean().item() == pytest.approx(0.5, abs=0.01) and (uni > 0.95).float().mean().item() == pytest.approx(0.05, abs=0.01)
     with pytest.raises(ValueError, match="time_sampling"):
         flow_times(2, "cosine", gen)
+
+
+def test_a_finished_model_of_the_same_recipe_is_reused_and_any_change_trains_again(tmp_path, capsys):
+    """Chapter 02 ships FlowMo-mini's checkpoint and reuses it (`reuse=True`) when its recorded recipe key — model,
+    both training phases, photos, training code, numerics — is the one asked for; anything else trains."""
+    from vlic.training.flowmo_pretrain import recipe_key
+
+    cfg = FlowMoPretrainConfig(steps=3, batch_size=4, warmup=1, threads=1, prior_steps=2, prior_dim=16, prior_layers=1,
+                               perceptual_weight=0.0)
+    config, photos, out = mini_config(4, **TINY), _photos(), tmp_path / "mini.safetensors"
+    first = pretrain_flowmo(config, cfg, photos, out, progress=False, reuse=True)   # nothing there yet: trains
+    assert not first.reused and first.checkpoint.training["recipe"] == recipe_key(config, cfg, photos)
+    again = pretrain_flowmo(config, cfg, photos, out, progress=False, reuse=True)
+    assert again.reused and again.checkpoint.fingerprint == first.checkpoint.fingerprint
+    assert (again.seconds, again.cpu_seconds) == (round(first.seconds, 1), round(first.cpu_seconds, 1))
+    assert again.prior_curves[-1]["bits_per_bit"] == first.prior_curves[-1]["bits_per_bit"]
+    retrained = pretrain_flowmo(config, cfg, photos, out, progress=False)          # reuse off: trains
+    assert not retrained.reused and retrained.checkpoint.fingerprint == first.checkpoint.fingerprint   # bit for bit
+    for changed in (dataclasses.replace(cfg, prior_steps=3), dataclasses.replace(cfg, seed=1)):
+        assert recipe_key(config, changed, photos) != recipe_key(config, cfg, photos)
+    assert recipe_key(config, cfg, photos[:1]) != recipe_key(config, cfg, photos)
+    other = pretrain_flowmo(config, dataclasses.replace(cfg, seed=1), photos, out, progress=False, reuse=True)
+    assert not other.reused and other.checkpoint.fingerprint != first.checkpoint.fingerprint
+    out.write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    damaged = pretrain_flowmo(config, cfg, photos, out, progress=False, reuse=True)
+    assert not damaged.reused and "unreadable" in capsys.readouterr().out
+    assert damaged.checkpoint.fingerprint == first.checkpoint.fingerprint

@@ -9,6 +9,7 @@ folders, the training and holdout photos (checked disjoint), the codec family (c
 from __future__ import annotations
 
 import platform
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class PretrainChapter:
     flowmo_mini: Any             # FlowMo-mini's architecture (section "Which architecture for the laptop codec?")
     mini_train_cfg: Any          # FlowMoPretrainConfig
     weights: dict                # family flowmo: rate point → the released checkpoint
+    started: float = 0.0         # time.perf_counter() when the chapter opened (stage_seconds)
 
     def overview(self) -> pd.DataFrame:
         """The two rate points: the UNet codecs' sizes and rates before entropy coding, or FlowMo's released files."""
@@ -96,7 +98,8 @@ def setup(namespace: dict) -> PretrainChapter:
     weights = {"low": p["flowmo_low"], "high": p["flowmo_high"]}  # family flowmo: the released checkpoints
     return PretrainChapter(params=p, models=models, results=results, figures=figures, train_images=train_images,
                            holdout_images=holdout_images, configs=configs, train_cfg=train_cfg,
-                           flowmo_mini=flowmo_mini, mini_train_cfg=mini_train_cfg, weights=weights)
+                           flowmo_mini=flowmo_mini, mini_train_cfg=mini_train_cfg, weights=weights,
+                           started=o.started)
 
 
 def _mean(df: pd.DataFrame, col: str) -> float:
@@ -116,7 +119,8 @@ def write_results(ch: PretrainChapter, *, runs: dict, flow_default: pd.DataFrame
     p = ch.params
     metrics = {"family": p["family"], "training_processes": int(p["workers"]), "threads_per_process": int(p["threads"]),
                "machine": platform.machine(),
-               "train_wall_seconds": round(max(r.seconds + r.prior_seconds for r in runs.values()), 1)}
+               "train_wall_seconds": round(max(r.seconds + r.prior_seconds for r in runs.values()), 1),
+               "stage_seconds": round(time.perf_counter() - ch.started, 1)}
     for rate, run in runs.items():
         flow = flow_default[flow_default.rate_point == rate]
         mu = mean_head[mean_head.rate_point == rate]
@@ -155,7 +159,8 @@ def write_results(ch: PretrainChapter, *, runs: dict, flow_default: pd.DataFrame
                         "code_length": int(p["mini_code_length"]), "width": int(p["mini_width"]),
                         "depths": [int(p["mini_enc_depth"]), int(p["mini_dec_depth"])],
                         "prior_bits_per_bit": mini_run.prior_curves[-1]["bits_per_bit"],
-                        "train_seconds": round(mini_run.seconds, 1)},
+                        "train_seconds": round(mini_run.seconds, 1),
+                        "reused": bool(mini_run.reused)},   # True: the committed checkpoint, not trained in this run
         "rate_gap": round(rate_gap, 4), "default_steps": defaults,
         "table": {f"{a} ({s} steps)": {m: json_value(float(v))
                                        for m, v in g[["bpp", *arch_metrics, "decode_seconds"]].mean().items()}

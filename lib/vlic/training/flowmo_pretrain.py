@@ -77,6 +77,8 @@ class FlowMoPretrainResult:
     prior_seconds: float = 0.0
     resumed_from: int = 0
     cpu_seconds: float = 0.0  # CPU time of this process for both phases (the budget the UNet is compared at)
+    reused: bool = False      # True: ``out_path`` already held this recipe's model (:func:`pretrain_flowmo`'s
+                              # ``reuse``); the times are those of the run that trained it, the curves are not kept
 
 
 def mini_config(context_dim: int, width: int = 64, heads: int = 4, enc_depth: int = 2, dec_depth: int = 2,
@@ -218,10 +220,56 @@ def train_flowmo(config: FlowMoConfig, cfg: FlowMoPretrainConfig, images: list[n
     return ema.cpu().eval(), curves, seconds, resumed_from
 
 
+def recipe_key(config: FlowMoConfig, cfg: FlowMoPretrainConfig, images: list[np.ndarray]) -> str:
+    """What a trained model is a function of: the architecture, the training recipe of both phases, the photos, the
+    training code and the pinned numerics (torch version, CPU kernels). Two runs with the same key give the same
+    weights bit for bit (single-threaded, as chapter 02 trains it)."""
+    import hashlib
+
+    from vlic.codec.flowmo import checkpoint, codec, model
+    from vlic.judges.base import image_digest
+    from vlic.numerics import fingerprint
+    from vlic.training import pretrain
+
+    recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("checkpoint_every", "log_every")}
+    h = hashlib.sha256(json.dumps({"flowmo": json.loads(config.to_json()), "train": recipe,
+                                   "numerics": fingerprint()["id"]}, sort_keys=True).encode())
+    for im in images:
+        h.update(image_digest(im).encode())
+    for path in sorted({__file__, checkpoint.__file__, codec.__file__, model.__file__, pretrain.__file__}):
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()[:20]
+
+
+def _reusable(out_path: Path, key: str) -> FlowMoPretrainResult | None:
+    """The result stored in ``out_path`` if it was trained with recipe ``key``, else None (absent, another recipe,
+    or unreadable: trained again)."""
+    from vlic.codec.flowmo.checkpoint import load_codec_checkpoint
+
+    if not out_path.is_file():
+        return None
+    try:
+        ck = load_codec_checkpoint(out_path)
+    except Exception as e:   # a damaged file is trained again, and says so
+        print(f"FlowMo pre-training: {out_path} is unreadable ({e}); training it again")
+        return None
+    t = ck.training or {}
+    if t.get("recipe") != key:
+        return None
+    return FlowMoPretrainResult(ck, [], [{"bits_per_bit": t.get("prior_bits_per_bit")}], float(t.get("seconds", 0.0)),
+                                float(t.get("prior_seconds", 0.0)), int(t.get("steps", 0)),
+                                float(t.get("cpu_seconds", 0.0)), reused=True)
+
+
 def pretrain_flowmo(config: FlowMoConfig, cfg: FlowMoPretrainConfig, images: list[np.ndarray],
                     out_path: str | Path, resume_path: str | Path | None = None,
-                    progress: bool = True) -> FlowMoPretrainResult:
-    """Both phases; saves a ``vlic-flowmo/1`` checkpoint (EMA weights + fitted token prior) to ``out_path``."""
+                    progress: bool = True, reuse: bool = False) -> FlowMoPretrainResult:
+    """Both phases; saves a ``vlic-flowmo/1`` checkpoint (EMA weights + fitted token prior) to ``out_path``, with
+    the run's :func:`recipe_key`, times and CPU seconds in its training record. ``reuse``: if ``out_path`` already
+    holds a model of the same recipe key, return it without training (chapter 02's committed FlowMo-mini)."""
+    key = recipe_key(config, cfg, images)
+    if reuse and (done := _reusable(Path(out_path), key)) is not None:
+        return done
     cpu0 = time.process_time()
     model, curves, seconds, resumed = train_flowmo(config, cfg, images, resume_path, progress)
     t0 = time.perf_counter()
@@ -230,13 +278,14 @@ def pretrain_flowmo(config: FlowMoConfig, cfg: FlowMoPretrainConfig, images: lis
     prior, prior_curves = fit_token_prior(codec, images, steps=cfg.prior_steps, lr=cfg.prior_lr,
                                           batch=cfg.prior_batch, seed=cfg.seed + 1, dims=dims)
     prior_seconds = time.perf_counter() - t0
+    cpu_seconds = time.process_time() - cpu0
     summary = {"pretrain_flowmo": dataclasses.asdict(cfg), "seconds": round(seconds, 1),
-               "prior_seconds": round(prior_seconds, 1),
-               "final_flow_loss": curves[-1]["flow_loss"] if curves else None,
+               "prior_seconds": round(prior_seconds, 1), "cpu_seconds": round(cpu_seconds, 1), "steps": cfg.steps,
+               "recipe": key, "final_flow_loss": curves[-1]["flow_loss"] if curves else None,
                "prior_bits_per_bit": prior_curves[-1]["bits_per_bit"] if prior_curves else None}
     ck = FlowMoCheckpoint(model, prior, prior_kind="fitted", training=summary)
     save_codec_checkpoint(ck, out_path, dims)
-    return FlowMoPretrainResult(ck, curves, prior_curves, seconds, prior_seconds, resumed, time.process_time() - cpu0)
+    return FlowMoPretrainResult(ck, curves, prior_curves, seconds, prior_seconds, resumed, cpu_seconds)
 
 
 def pretrain_flowmo_job(job: dict) -> FlowMoPretrainResult:
@@ -245,7 +294,7 @@ def pretrain_flowmo_job(job: dict) -> FlowMoPretrainResult:
 
     os.environ.setdefault("OMP_NUM_THREADS", str(job["cfg"].threads or 1))
     return pretrain_flowmo(job["config"], job["cfg"], job["images"], job["out_path"], job.get("resume_path"),
-                           progress=job.get("progress", False))
+                           progress=job.get("progress", False), reuse=job.get("reuse", False))
 
 
 def pretrain_flowmo_background(**job):
