@@ -226,6 +226,7 @@ def recipe_key(config: FlowMoConfig, cfg: FlowMoPretrainConfig, images: list[np.
     weights bit for bit (single-threaded, as chapter 02 trains it)."""
     import hashlib
 
+    from vlic.codec import quality
     from vlic.codec.flowmo import checkpoint, codec, model
     from vlic.judges.base import image_digest
     from vlic.numerics import fingerprint
@@ -236,7 +237,8 @@ def recipe_key(config: FlowMoConfig, cfg: FlowMoPretrainConfig, images: list[np.
                                    "numerics": fingerprint()["id"]}, sort_keys=True).encode())
     for im in images:
         h.update(image_digest(im).encode())
-    for path in sorted({__file__, checkpoint.__file__, codec.__file__, model.__file__, pretrain.__file__}):
+    for path in sorted({__file__, checkpoint.__file__, codec.__file__, model.__file__, pretrain.__file__,
+                        quality.__file__}):   # the model, its prior, the training loop and its MS-SSIM loss
         h.update(Path(path).read_bytes())
     return h.hexdigest()[:20]
 
