@@ -316,7 +316,8 @@ def test_candidate_starts_draw_each_candidate_from_its_own_start(tiny, photos):
     model = tiny.model
     with torch.no_grad():
         f, mu = model.code_condition(x)
-        expect = [sample(model, f, mu, steps=2, seed=s, tile=None, start=t0) for s, t0 in ((5, 0.3), (6, 0.6), (7, 0.3))]
+        expect = [sample(model, f, mu, steps=2, seed=s, tile=None, start=t0)
+                  for s, t0 in ((5, 0.3), (6, 0.6), (7, 0.3))]
     draws = sample_candidates(model, x, 2, (5, 6, 7), starts=(0.3, 0.6))
     for got, want in zip(draws, expect):
         assert torch.equal(got, want)

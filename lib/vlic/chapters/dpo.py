@@ -29,8 +29,9 @@ PARAMETERS = (
     "vlm_retry_budget_s", "vlm_breaker_failures", "steps", "batch_size", "lr", "warmup", "beta", "flow_weight",
     "cfg_dropout", "train_encoder", "encoder_lr_scale", "latent_decoder_lr_scale", "buffer_capacity",
     "refresh_every", "refresh_size", "candidates", "candidate_starts", "min_pairs", "sample_steps", "dpo_times",
-    "dpo_path", "judge_workers", "merge_after", "ref_weight", "validation_images", "eval_seeds", "bootstrap", "seed", "threads", "checkpoint_every",
-    "mixed_precision", "gradient_checkpointing", "robustness_seeds", "pretrain_seeds", "robustness_workers")
+    "dpo_path", "judge_workers", "merge_after", "ref_weight", "validation_images", "eval_seeds", "bootstrap", "seed",
+    "threads", "checkpoint_every", "mixed_precision", "gradient_checkpointing", "robustness_seeds", "pretrain_seeds",
+    "robustness_workers")
 
 
 @dataclass
