@@ -221,26 +221,20 @@ def train_flowmo(config: FlowMoConfig, cfg: FlowMoPretrainConfig, images: list[n
 
 
 def recipe_key(config: FlowMoConfig, cfg: FlowMoPretrainConfig, images: list[np.ndarray]) -> str:
-    """What a trained model is a function of: the architecture, the training recipe of both phases, the photos, the
-    training code and the pinned numerics (torch version, CPU kernels). Two runs with the same key give the same
-    weights bit for bit (single-threaded, as chapter 02 trains it)."""
-    import hashlib
-
+    """What a trained model is a function of (:func:`vlic.training.pretrain.recipe_digest`): the architecture, the
+    training recipe of both phases, the photos, the training code and the pinned numerics (torch version, CPU
+    kernels). Two runs with the same key give the same weights bit for bit (single-threaded, as chapter 02 trains
+    it)."""
     from vlic.codec import quality
     from vlic.codec.flowmo import checkpoint, codec, model
-    from vlic.judges.base import image_digest
     from vlic.numerics import fingerprint
     from vlic.training import pretrain
 
     recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("checkpoint_every", "log_every")}
-    h = hashlib.sha256(json.dumps({"flowmo": json.loads(config.to_json()), "train": recipe,
-                                   "numerics": fingerprint()["id"]}, sort_keys=True).encode())
-    for im in images:
-        h.update(image_digest(im).encode())
-    for path in sorted({__file__, checkpoint.__file__, codec.__file__, model.__file__, pretrain.__file__,
-                        quality.__file__}):   # the model, its prior, the training loop and its MS-SSIM loss
-        h.update(Path(path).read_bytes())
-    return h.hexdigest()[:20]
+    return pretrain.recipe_digest(
+        {"flowmo": json.loads(config.to_json()), "train": recipe, "numerics": fingerprint()["id"]}, images,
+        [__file__, checkpoint.__file__, codec.__file__, model.__file__, pretrain.__file__,
+         quality.__file__])   # the model, its prior, the training loop and its MS-SSIM loss
 
 
 def _reusable(out_path: Path, key: str) -> FlowMoPretrainResult | None:

@@ -85,6 +85,8 @@ class PretrainResult:
     prior_seconds: float = 0.0
     resumed_from: int = 0
     cpu_seconds: float = 0.0  # CPU time of the training process (both phases): the cost without competing programs
+    reused: bool = False      # True: ``out_path`` already held this recipe's model (:func:`pretrain`'s ``reuse``); the
+                              # times, CPU seconds and curves are those of the run that trained it (kept in its file)
 
 
 def random_crops(images: list[torch.Tensor], size: int, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -372,18 +374,77 @@ def train_prior(model: DiffusionCodec, cfg: PretrainConfig, images: list[np.ndar
     return prior.cpu().eval(), curves, time.perf_counter() - t0
 
 
+def recipe_digest(payload: dict, images: list[np.ndarray], modules: list[str]) -> str:
+    """20 hex digits of SHA-256 over what a trained model is a function of: ``payload`` (architecture, training
+    recipe and numerics id, as sorted JSON), the photos (:func:`vlic.judges.base.image_digest`) and the source of the
+    ``modules`` files (model, loss, training loop). The one recipe key of every pre-training that chapter 02 reuses."""
+    import hashlib
+
+    from vlic.judges.base import image_digest
+
+    h = hashlib.sha256(json.dumps(payload, sort_keys=True).encode())
+    for im in images:
+        h.update(image_digest(im).encode())
+    for path in sorted(set(modules)):
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()[:20]
+
+
+def recipe_key(codec_cfg: CodecConfig, cfg: PretrainConfig, images: list[np.ndarray]) -> str:
+    """The key of one UNet-codec pre-training: architecture, both phases' recipe (all of :class:`PretrainConfig`
+    but its logging and device), the photos, the code of the model, its FSQ, prior, sampler paths, MS-SSIM loss and
+    this training loop, and the pinned numerics. Two runs with the same key give the same weights bit for bit
+    (single-threaded on the CPU, as chapter 02 trains them)."""
+    from vlic.codec import autoencoder, checkpoint, fsq, prior, quality, sampling
+    from vlic.numerics import fingerprint
+
+    recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("checkpoint_every", "log_every", "device")}
+    return recipe_digest({"codec": json.loads(codec_cfg.to_json()), "train": recipe, "numerics": fingerprint()["id"]},
+                         images, [__file__, autoencoder.__file__, checkpoint.__file__, fsq.__file__, prior.__file__,
+                                  quality.__file__, sampling.__file__])
+
+
+def _reusable(out_path: Path, key: str) -> PretrainResult | None:
+    """The result stored in ``out_path`` if it was trained with recipe ``key``, else None (absent, another recipe, or
+    unreadable: trained again, and an unreadable file says so in one line)."""
+    from vlic.codec.checkpoint import load
+
+    if not out_path.is_file():
+        return None
+    try:
+        ck = load(out_path)
+    except Exception as e:   # CheckpointError and anything a damaged header raises
+        print(f"pre-training: {out_path} is unreadable ({e}); training it again")
+        return None
+    t = ck.training or {}
+    if t.get("recipe") != key:
+        return None
+    return PretrainResult(ck, list(t.get("curves", [])), list(t.get("prior_curves", [])), float(t.get("seconds", 0.0)),
+                          float(t.get("prior_seconds", 0.0)), int(t.get("steps", 0)), float(t.get("cpu_seconds", 0.0)),
+                          reused=True)
+
+
 def pretrain(codec_cfg: CodecConfig, cfg: PretrainConfig, images: list[np.ndarray], out_path: str | Path,
-             rate: str = "", resume_path: str | Path | None = None, progress: bool = True) -> PretrainResult:
-    """Both phases; saves the checkpoint (EMA weights + prior + configuration) to ``out_path``."""
+             rate: str = "", resume_path: str | Path | None = None, progress: bool = True,
+             reuse: bool = False) -> PretrainResult:
+    """Both phases; saves the checkpoint (EMA weights + prior + configuration) to ``out_path``, with the run's
+    :func:`recipe_key`, times, CPU seconds and curves in its training record. ``reuse``: if ``out_path`` already
+    holds a model of the same recipe key, return it without training (chapter 02's committed codecs)."""
+    key = recipe_key(codec_cfg, cfg, images)
+    if reuse and (done := _reusable(Path(out_path), key)) is not None:
+        return done
     cpu0 = time.process_time()
     model, curves, seconds, resumed = train_autoencoder(codec_cfg, cfg, images, resume_path, progress)
     prior, prior_curves, prior_seconds = train_prior(model, cfg, images, progress)
+    cpu_seconds = time.process_time() - cpu0
     summary = {"pretrain": dataclasses.asdict(cfg), "seconds": round(seconds, 1), "prior_seconds": round(prior_seconds, 1),
+               "cpu_seconds": round(cpu_seconds, 1), "steps": cfg.steps, "recipe": key,
                "final_flow_loss": curves[-1]["flow_loss"] if curves else None,
-               "prior_bits_per_position": prior_curves[-1]["bits_per_position"] if prior_curves else None}
+               "prior_bits_per_position": prior_curves[-1]["bits_per_position"] if prior_curves else None,
+               "curves": curves, "prior_curves": prior_curves}   # so a reused model still draws chapter 02's curves
     ck = Checkpoint(model, prior, rate, summary)
     ck.save(out_path)
-    return PretrainResult(ck, curves, prior_curves, seconds, prior_seconds, resumed, time.process_time() - cpu0)
+    return PretrainResult(ck, curves, prior_curves, seconds, prior_seconds, resumed, cpu_seconds)
 
 
 def _pretrain_job(job: dict) -> PretrainResult:
@@ -391,7 +452,7 @@ def _pretrain_job(job: dict) -> PretrainResult:
 
     os.environ.setdefault("OMP_NUM_THREADS", str(job["cfg"].threads or 1))
     return pretrain(job["codec_cfg"], job["cfg"], job["images"], job["out_path"], job.get("rate", ""),
-                    job.get("resume_path"), progress=job.get("progress", False))
+                    job.get("resume_path"), progress=job.get("progress", False), reuse=job.get("reuse", False))
 
 
 def pretrain_many(jobs: list[dict], workers: int = 1) -> list[PretrainResult]:
